@@ -1,0 +1,48 @@
+"""ppo_lessons: the helper package of the course "PPO, derived step by step".
+
+Each lesson notebook derives one idea, lets the student implement it, and then imports
+the reference version from here. The trainer (`ppo_lessons.trainer`) is built from
+exactly these functions: there is one implementation of each idea.
+
+Shape alphabet, used in every docstring and shape comment of the package:
+
+    T   steps per rollout (the time axis, always first)
+    N   parallel environments
+    B   T * N, a flattened batch of transitions
+    M   minibatch size
+    A   action dimensions
+    *O  observation shape
+
+Modules, in lesson order: `envs` (00), `policy_gradient` (01), `importance_sampling`
+(02), `clipping` (03), `gae` (04), then `checks` (the exercise checks) and `widgets`.
+"""
+
+from __future__ import annotations
+
+import os
+
+__version__ = "0.1.0"
+
+QUICK_ENV_VAR = "PPO_LESSONS_QUICK"
+
+
+def quick_mode() -> bool:
+    """True when long notebook cells should shrink: `PPO_LESSONS_QUICK=1` or `CI=true`.
+
+    The test command sets `PPO_LESSONS_QUICK=1`, so nbval runs every notebook in a
+    few seconds per experiment; a student running JupyterLab gets the full size.
+    """
+    flag = os.environ.get(QUICK_ENV_VAR, "").strip().lower()
+    if flag in {"1", "true", "yes", "on"}:
+        return True
+    if flag in {"0", "false", "no", "off"}:
+        return False
+    return os.environ.get("CI", "").strip().lower() in {"1", "true", "yes"}
+
+
+def budget(full: int, quick: int) -> int:
+    """Size of an experiment: `full` normally, `quick` under the test command.
+
+    >>> budget(full=200_000, quick=5_000)  # doctest: +SKIP
+    """
+    return quick if quick_mode() else full

@@ -1,0 +1,55 @@
+"""The course's graded exercises, in one table.
+
+The student-notebook generator, the checks and the grader (`python -m
+ppo_lessons.grade`) all read this table; points per exercise live here and nowhere else.
+
+In a solution notebook an exercise is a code cell whose first line is
+`# Exercise <number>: <function>` (e.g. `# Exercise 4.1: compute_gae`) and whose
+solution code sits between `### BEGIN SOLUTION` and `### END SOLUTION` (the same
+markers nbgrader uses). The generator replaces that block by a stub that raises
+`NotImplementedError`.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+__all__ = ["EXERCISES", "EXERCISE_HEADER", "Exercise", "exercises_for_lesson"]
+
+EXERCISE_HEADER = re.compile(r"^#\s*Exercise\s+(\d+)\.(\d+)\s*:\s*([A-Za-z_]\w*)\s*$")
+BEGIN_SOLUTION = "### BEGIN SOLUTION"
+END_SOLUTION = "### END SOLUTION"
+
+
+@dataclass(frozen=True)
+class Exercise:
+    """One graded function of a lesson."""
+
+    number: str  # "4.1": lesson 4, exercise 1
+    function: str  # the contract's function name, e.g. "compute_gae"
+    module: str  # the package module holding the reference, e.g. "ppo_lessons.gae"
+    points: int
+
+    @property
+    def lesson(self) -> int:
+        return int(self.number.split(".")[0])
+
+    @property
+    def check_name(self) -> str:
+        return f"check_{self.function}"
+
+
+EXERCISES: tuple[Exercise, ...] = (
+    Exercise("1.1", "discounted_returns", "ppo_lessons.policy_gradient", 2),
+    Exercise("1.2", "policy_gradient_loss", "ppo_lessons.policy_gradient", 2),
+    Exercise("2.1", "probability_ratio", "ppo_lessons.importance_sampling", 1),
+    Exercise("2.2", "surrogate_objective", "ppo_lessons.importance_sampling", 2),
+    Exercise("3.1", "clipped_surrogate_objective", "ppo_lessons.clipping", 3),
+    Exercise("4.1", "compute_gae", "ppo_lessons.gae", 4),
+)
+
+
+def exercises_for_lesson(lesson: int) -> tuple[Exercise, ...]:
+    """The exercises of lesson `lesson` (an int, e.g. 4), in order."""
+    return tuple(ex for ex in EXERCISES if ex.lesson == lesson)

@@ -1,0 +1,6 @@
+"""Interactive explorers for the lessons (ipywidgets + matplotlib).
+
+Each explorer has a pure part (the numbers it draws, tested with pytest), a function
+that draws the static default figure (so the notebook reads without a kernel), and a
+function that builds the live widget.
+"""
