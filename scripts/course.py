@@ -1,0 +1,157 @@
+"""Set up the course and open it, or set it up and run every test.
+
+    python3 scripts/course.py lab     # set up, then open the course in JupyterLab
+    python3 scripts/course.py test    # set up, then run ruff and the whole test suite
+    python3 scripts/course.py setup   # only set up
+
+Needs only Python 3.11 or newer. Everything goes into a virtual environment `.venv`
+inside the project (ignored by git); running the command again reuses it and installs
+only what changed (requirements.txt or pyproject.toml). Extra arguments after `test`
+go to pytest (e.g. `-k gae`, `-m slow`); after `lab`, to JupyterLab.
+
+PyTorch: on a machine without an NVIDIA GPU the CPU wheel torch==2.13.0 is installed
+first; with one (or with COURSE_TORCH=cuda), the default PyPI build (CUDA) of the
+range in requirements.txt. COURSE_TORCH=cpu forces the CPU choice. A torch already
+in .venv is kept.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import subprocess
+import sys
+import venv
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+VENV = ROOT / ".venv"
+BIN = VENV / ("Scripts" if os.name == "nt" else "bin")
+PYTHON = BIN / ("python.exe" if os.name == "nt" else "python")
+STAMP = VENV / ".course-installed"
+CPU_TORCH = "torch==2.13.0"
+LANDING = "notebooks/index.ipynb"
+
+
+def say(message: str) -> None:
+    print(f"[course] {message}", flush=True)
+
+
+def run(args: list[str], **kwargs) -> None:
+    say("$ " + " ".join(str(a) for a in args))
+    subprocess.run([str(a) for a in args], check=True, **kwargs)
+
+
+def has_module(module: str) -> bool:
+    probe = subprocess.run(
+        [str(PYTHON), "-c", f"import {module}"], capture_output=True, check=False
+    )
+    return probe.returncode == 0
+
+
+def torch_choice() -> str:
+    choice = os.environ.get("COURSE_TORCH", "auto").strip().lower()
+    if choice not in {"auto", "cpu", "cuda"}:
+        sys.exit(f"COURSE_TORCH must be auto, cpu or cuda, got {choice!r}")
+    if choice == "auto":
+        choice = "cuda" if shutil.which("nvidia-smi") else "cpu"
+    return choice
+
+
+def requirements_digest() -> str:
+    digest = hashlib.sha256()
+    for name in ("requirements.txt", "pyproject.toml"):
+        digest.update((ROOT / name).read_bytes())
+    return digest.hexdigest()
+
+
+def setup() -> None:
+    if sys.version_info < (3, 11):  # noqa: UP036 (run by any system python)
+        sys.exit(
+            f"the course needs Python 3.11 or newer, this is {sys.version.split()[0]}"
+        )
+    if not PYTHON.exists():
+        say(f"creating the virtual environment {VENV.relative_to(ROOT)}/")
+        venv.EnvBuilder(with_pip=True, clear=VENV.exists()).create(VENV)
+    else:
+        say(f"reusing the virtual environment {VENV.relative_to(ROOT)}/")
+    pip = [PYTHON, "-m", "pip", "install", "--disable-pip-version-check"]
+    if not has_module("torch"):
+        choice = torch_choice()
+        say(f"installing PyTorch ({choice} build)")
+        run(pip + [CPU_TORCH if choice == "cpu" else "torch>=2.4,<3"])
+    digest = requirements_digest()
+    if STAMP.exists() and STAMP.read_text() == digest and has_module("ppo_lessons"):
+        say("dependencies are up to date")
+        return
+    say("installing the course's dependencies (requirements.txt)")
+    run(pip + ["-r", ROOT / "requirements.txt"])
+    say("installing the ppo_lessons package (editable)")
+    run(pip + ["--no-deps", "-e", ROOT])
+    STAMP.write_text(digest)
+    say("set-up complete")
+
+
+def course_env() -> dict[str, str]:
+    env = dict(os.environ)
+    env["PATH"] = f"{BIN}{os.pathsep}{env.get('PATH', '')}"
+    env["VIRTUAL_ENV"] = str(VENV)
+    env["JUPYTER_PREFER_ENV_PATH"] = "1"  # the course's kernel, not a user-wide one
+    return env
+
+
+def lab(extra: list[str]) -> int:
+    say(f"opening the course in JupyterLab at {LANDING} (stop with Ctrl-C)")
+    args = [BIN / "jupyter", "lab", f"--ServerApp.root_dir={ROOT}", LANDING, *extra]
+    return subprocess.run([str(a) for a in args], cwd=ROOT, env=course_env()).returncode
+
+
+def test(extra: list[str]) -> int:
+    env = course_env()
+    env.setdefault("PPO_LESSONS_QUICK", "1")  # notebooks at their test size
+    env.setdefault("OMP_NUM_THREADS", "1")  # parallel workers, one thread each
+    env.setdefault("MPLBACKEND", "Agg")
+    steps = [
+        ("ruff check (style and lint, .py and .ipynb)", [BIN / "ruff", "check", "."]),
+        ("ruff format --check", [BIN / "ruff", "format", "--check", "."]),
+    ]
+    for title, args in steps:
+        say(title)
+        if subprocess.run([str(a) for a in args], cwd=ROOT, env=env).returncode:
+            say(f"FAILED: {title}")
+            return 1
+    workers = str(max(2, min(4, os.cpu_count() or 2)))
+    marker = (
+        []
+        if any(a == "-m" or a.startswith("-m") for a in extra)
+        else ["-m", "not slow"]
+    )
+    args = [
+        PYTHON, "-m", "pytest", "tests", "notebooks", "solutions",
+        "--nbval-lax", "--nbval-cell-timeout=900",
+        "-n", workers, "--dist", "loadfile", *marker, *extra,
+    ]  # fmt: skip
+    say("pytest: unit tests, notebooks (nbval), browser tests")
+    return subprocess.run([str(a) for a in args], cwd=ROOT, env=env).returncode
+
+
+def main(argv: list[str]) -> int:
+    if not argv or argv[0] not in {"lab", "test", "setup"}:
+        print(__doc__)
+        return 2
+    command, extra = argv[0], argv[1:]
+    try:
+        setup()
+    except subprocess.CalledProcessError as error:
+        say(f"set-up failed: {error}")
+        return 1
+    if command == "lab":
+        return lab(extra)
+    if command == "test":
+        return test(extra)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main(sys.argv[1:]))

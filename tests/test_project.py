@@ -1,0 +1,120 @@
+"""Project housekeeping that can silently rot: dependency lists, generated notebooks."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import nbformat
+import pytest
+
+from ppo_lessons import release
+from ppo_lessons.exercises import EXERCISE_HEADER, EXERCISES
+
+ROOT = Path(__file__).resolve().parent.parent
+SOLUTIONS = sorted((ROOT / "solutions").glob("[0-9][0-9]_*.ipynb"))
+
+
+def _requirement_lines(lines: list[str]) -> set[str]:
+    return {
+        re.sub(r"\s+", "", line.split("#")[0])
+        for line in lines
+        if line.split("#")[0].strip()
+    }
+
+
+def test_requirements_and_environment_list_the_same_packages():
+    req = _requirement_lines((ROOT / "requirements.txt").read_text().splitlines())
+    env_text = (ROOT / "environment.yml").read_text()
+    pip_section = env_text.split("- pip:", 1)[1].splitlines()
+    env = _requirement_lines([line.strip().removeprefix("- ") for line in pip_section])
+    assert req == env, (
+        f"only in requirements.txt: {req - env}; only in environment.yml: {env - req}"
+    )
+
+
+def test_ci_runs_exactly_the_readme_test_command():
+    readme = (ROOT / "README.md").read_text()
+    ci = (ROOT / ".ci" / "run").read_text()
+    command = "python3 scripts/course.py test"
+    assert command in readme
+    assert ci.strip().splitlines()[-1] == command
+
+
+@pytest.mark.parametrize("solution", SOLUTIONS, ids=lambda p: p.name)
+def test_student_notebook_is_up_to_date_and_clean(solution):
+    student = ROOT / "notebooks" / solution.name
+    assert student.exists(), (
+        f"{student.name} missing: run python -m ppo_lessons.release"
+    )
+    expected = (
+        nbformat.writes(
+            release.student_notebook(nbformat.read(solution, as_version=4)), version=4
+        )
+        + "\n"
+    )
+    assert student.read_text() == expected, (
+        f"notebooks/{solution.name} is out of date with solutions/{solution.name}: "
+        "run python -m ppo_lessons.release"
+    )
+    nb = nbformat.read(student, as_version=4)
+    assert not any(cell.get("outputs") for cell in nb.cells)
+    assert "BEGIN SOLUTION" not in student.read_text()
+
+
+@pytest.mark.parametrize("solution", SOLUTIONS, ids=lambda p: p.name)
+def test_exercises_in_notebook_match_the_table(solution):
+    """Every exercise of the lesson appears once, followed by its check and the import
+    of the reference; no exercise outside the table."""
+    lesson = int(solution.name[:2])
+    nb = nbformat.read(solution, as_version=4)
+    sources = [c.source for c in nb.cells if c.cell_type == "code"]
+    found = []
+    for i, source in enumerate(sources):
+        match = EXERCISE_HEADER.match(source.split("\n", 1)[0])
+        if not match:
+            continue
+        found.append((f"{match[1]}.{match[2]}", match[3]))
+        assert f"check_{match[3]}({match[3]})" in sources[i + 1]
+        assert re.search(
+            rf"from ppo_lessons\.\w+ import .*\b{match[3]}\b", sources[i + 2]
+        )
+    expected = [(ex.number, ex.function) for ex in EXERCISES if ex.lesson == lesson]
+    assert found == expected
+
+
+def test_student_source_replaces_the_solution_block():
+    source = "# Exercise 9.1: f\ndef f(x):\n    # HINT: double it\n    ### BEGIN SOLUTION\n    return 2 * x\n    ### END SOLUTION\n# NBVAL_CHECK_OUTPUT\nprint(1)"
+    out = release.student_source(source, "Exercise 9.1")
+    assert "return 2 * x" not in out
+    assert '    raise NotImplementedError("Exercise 9.1: not written yet")' in out
+    assert "# HINT: double it" in out and "NBVAL" not in out
+    with pytest.raises(ValueError, match="without"):
+        release.student_source("### BEGIN SOLUTION\nx = 1", "Exercise 9.2")
+
+
+def test_release_never_overwrites_student_work(tmp_path):
+    solutions, out = tmp_path / "solutions", tmp_path / "notebooks"
+    solutions.mkdir()
+    nb = nbformat.v4.new_notebook()
+    nb.cells = [
+        nbformat.v4.new_code_cell(
+            "# Exercise 9.1: f\ndef f():\n    ### BEGIN SOLUTION\n    return 1\n    ### END SOLUTION"
+        )
+    ]
+    nbformat.write(nb, solutions / "09_demo.ipynb")
+    assert release.release(solutions, out) == []
+    student = out / "09_demo.ipynb"
+    work = nbformat.read(student, as_version=4)
+    work.cells[0].source = work.cells[0].source.replace(
+        "raise NotImplementedError", "return 1  #"
+    )
+    nbformat.write(work, student)
+    nb.cells.append(nbformat.v4.new_markdown_cell("new text"))
+    nbformat.write(nb, solutions / "09_demo.ipynb")
+    problems = release.release(solutions, out)
+    assert problems and "edited since it was generated" in problems[0]
+    assert "return 1  #" in student.read_text()
+    assert release.release(solutions, out, force=True) == []
+    assert list(out.glob("09_demo.ipynb.bak-*")), "--force must keep a backup"
+    assert "new text" in student.read_text()
