@@ -46,3 +46,8 @@ def budget(full: int, quick: int) -> int:
     >>> budget(full=200_000, quick=5_000)  # doctest: +SKIP
     """
     return quick if quick_mode() else full
+
+
+from ppo_lessons.doctor import diagnose  # noqa: E402  (pure Python, no torch import)
+
+__all__ = ["budget", "diagnose", "quick_mode"]

@@ -1,0 +1,252 @@
+"""The PPO doctor (`ppo_lessons.diagnose`): read a run's metric history and say what looks wrong.
+
+    findings = diagnose(result.history)
+    for f in findings:
+        print(f"[{f.problem}] update {f.update}, {f.metric}: {f.advice}")
+
+`history` is a list of per-update metric dicts, as the trainer records them (keys such as
+`update`, `step`, `episodic_return`, `approx_kl`, `clip_fraction`, `entropy`,
+`explained_variance`, `value_loss`, `policy_loss`). Missing keys are skipped.
+
+The problems it names (`PROBLEMS`), with the usual ranges behind each rule. The ranges
+are those reported for healthy PPO runs on classic control and MuJoCo (Engstrom et al.,
+2020; Andrychowicz et al., 2021; Huang et al., 2022): approx KL about 0.001-0.03 per
+update, clip fraction about 0.05-0.3, entropy falling slowly, explained variance rising
+towards 1.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+
+__all__ = ["PROBLEMS", "Finding", "diagnose"]
+
+PROBLEMS: dict[str, str] = {
+    "non_finite": "a loss or metric became NaN or infinite",
+    "kl_too_high": "the policy moves too far per update (approx KL far above ~0.02)",
+    "clip_fraction_high": "most samples are clipped (clip fraction far above ~0.3)",
+    "entropy_collapse": "the policy became nearly deterministic early in training",
+    "entropy_too_high": "the policy stays as random as at the start",
+    "value_not_learning": "explained variance stays at or below zero",
+    "value_loss_exploding": "the value loss grows by orders of magnitude",
+    "policy_not_moving": "returns stay flat while the policy barely changes",
+}
+
+
+@dataclass(frozen=True)
+class Finding:
+    """One thing that looks wrong: which problem, seen in which metric and update."""
+
+    problem: str  # a key of PROBLEMS
+    metric: str
+    update: int
+    advice: str
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+    def __str__(self) -> str:
+        return f"[{self.problem}] {self.metric} at update {self.update}: {self.advice}"
+
+
+def _series(history: Sequence[dict], key: str) -> list[tuple[int, float]]:
+    """(update, value) pairs of one metric, skipping updates without it."""
+    out = []
+    for i, row in enumerate(history):
+        value = row.get(key)
+        if isinstance(value, int | float) and not isinstance(value, bool):
+            out.append((int(row.get("update", i + 1)), float(value)))
+    return out
+
+
+def _median(values: list[float]) -> float:
+    ordered = sorted(values)
+    mid = len(ordered) // 2
+    return ordered[mid] if len(ordered) % 2 else 0.5 * (ordered[mid - 1] + ordered[mid])
+
+
+def _non_finite(history: Sequence[dict]) -> list[Finding]:
+    for i, row in enumerate(history):
+        for key, value in row.items():
+            if (
+                isinstance(value, float)
+                and not math.isfinite(value)
+                and key
+                not in (
+                    "explained_variance",  # nan when the returns are constant
+                    "episodic_return",  # nan when no episode ended in this update
+                    "episodic_length",
+                )
+            ):
+                return [
+                    Finding(
+                        "non_finite",
+                        key,
+                        int(row.get("update", i + 1)),
+                        f"{key} became {value}. Look for a division by a zero std "
+                        "(advantage normalization of a single sample), log of 0, an "
+                        "exploding learning rate, or unnormalized huge rewards.",
+                    )  # fmt: skip
+                ]
+    return []
+
+
+def _kl_and_clipping(history: Sequence[dict]) -> list[Finding]:
+    findings = []
+    kl = _series(history, "approx_kl")
+    if len(kl) >= 3 and _median([v for _, v in kl]) > 0.05:
+        first = next(u for u, v in kl if v > 0.05)
+        findings.append(
+            Finding(
+                "kl_too_high",
+                "approx_kl",
+                first,
+                f"median approx KL {_median([v for _, v in kl]):.3f} per update (healthy: "
+                "about 0.001-0.03). The policy jumps too far on each batch: lower the "
+                "learning rate, use fewer update epochs or a smaller clip_coef, or set "
+                "target_kl (e.g. 0.015) to stop an update early.",
+            )  # fmt: skip
+        )
+    clip = _series(history, "clip_fraction")
+    if len(clip) >= 3 and _median([v for _, v in clip]) > 0.4:
+        first = next(u for u, v in clip if v > 0.4)
+        findings.append(
+            Finding(
+                "clip_fraction_high",
+                "clip_fraction",
+                first,
+                f"median clip fraction {_median([v for _, v in clip]):.2f} (healthy: about "
+                "0.05-0.3): most ratios leave [1 − ε, 1 + ε] and their gradient is cut. "
+                "Lower the learning rate or the number of epochs.",
+            )  # fmt: skip
+        )
+    return findings
+
+
+def _entropy(history: Sequence[dict]) -> list[Finding]:
+    entropy = _series(history, "entropy")
+    if len(entropy) < 8:
+        return []
+    start = entropy[0][1]
+    early = entropy[: max(2, len(entropy) // 4)]
+    findings = []
+    # discrete policies: entropy ≥ 0; a Gaussian's can be negative, so measure the drop
+    collapsed = [
+        u for u, v in early if (start > 0 and v < 0.1 * start) or (start - v > 3.0)
+    ]
+    if collapsed:
+        findings.append(
+            Finding(
+                "entropy_collapse",
+                "entropy",
+                collapsed[0],
+                f"entropy fell from {start:.3f} to {min(v for _, v in early):.3f} in the "
+                "first quarter of training: the policy stopped exploring before it "
+                "learned. Raise ent_coef (e.g. 0.01), lower the learning rate, or check "
+                "that the entropy bonus is added with the right sign.",
+            )  # fmt: skip
+        )
+    returns = [v for _, v in _series(history, "episodic_return") if math.isfinite(v)]
+    late = [v for _, v in entropy[-max(2, len(entropy) // 4) :]]
+    stuck = start > 0 and min(late) > 0.95 * start
+    if stuck and len(returns) >= 8 and not _improved(returns):
+        findings.append(
+            Finding(
+                "entropy_too_high",
+                "entropy",
+                entropy[-1][0],
+                f"entropy stayed at {late[-1]:.3f}, about its starting value {start:.3f}, "
+                "and returns did not improve: the entropy bonus outweighs the "
+                "advantage term. Lower ent_coef (0.0-0.01 is usual).",
+            )  # fmt: skip
+        )
+    return findings
+
+
+def _improved(returns: list[float]) -> bool:
+    """Did the last quarter of episodic returns beat the first clearly?"""
+    quarter = max(1, len(returns) // 4)
+    first, last = returns[:quarter], returns[-quarter:]
+    mean_first, mean_last = sum(first) / len(first), sum(last) / len(last)
+    spread = max(abs(mean_first), abs(mean_last), 1e-8)
+    return mean_last - mean_first > 0.1 * spread
+
+
+def _value(history: Sequence[dict]) -> list[Finding]:
+    findings = []
+    ev = [(u, v) for u, v in _series(history, "explained_variance") if math.isfinite(v)]
+    if len(ev) >= 8:
+        late = ev[len(ev) // 2 :]
+        if _median([v for _, v in late]) <= 0.0:
+            findings.append(
+                Finding(
+                    "value_not_learning",
+                    "explained_variance",
+                    late[0][0],
+                    f"explained variance stays at {_median([v for _, v in late]):.2f} (≤ 0: "
+                    "the critic predicts the returns no better than their mean). Check "
+                    "the value targets (returns = advantages + values; bootstrap at "
+                    "time-limit truncations, don't treat them as terminal), scale the "
+                    "rewards, or raise vf_coef / the learning rate.",
+                )  # fmt: skip
+            )
+    loss = _series(history, "value_loss")
+    if len(loss) >= 8:
+        base = _median([v for _, v in loss[: max(3, len(loss) // 5)]])
+        blown = [(u, v) for u, v in loss if v > 100 * max(base, 1e-3) and v > 1e3]
+        if blown:
+            findings.append(
+                Finding(
+                    "value_loss_exploding",
+                    "value_loss",
+                    blown[0][0],
+                    f"value loss reached {blown[0][1]:.3g}, over 100x its early level "
+                    f"{base:.3g}. Normalize or scale the rewards, clip the value loss, "
+                    "lower the learning rate or max_grad_norm.",
+                )  # fmt: skip
+            )
+    return findings
+
+
+def _policy_not_moving(history: Sequence[dict]) -> list[Finding]:
+    kl = _series(history, "approx_kl")
+    returns = [v for _, v in _series(history, "episodic_return") if math.isfinite(v)]
+    if len(kl) < 8 or len(returns) < 8:
+        return []
+    if _median([abs(v) for _, v in kl]) < 1e-4 and not _improved(returns):
+        return [
+            Finding(
+                "policy_not_moving",
+                "approx_kl",
+                kl[len(kl) // 2][0],
+                f"approx KL stays near {_median([abs(v) for _, v in kl]):.1e} and returns "
+                "are flat: the updates barely change the policy. Raise the learning "
+                "rate, check that advantages are not all ~0 (normalize them), and that "
+                "the loss's gradient reaches the policy (no detached ratio).",
+            )  # fmt: skip
+        ]
+    return []
+
+
+def diagnose(history: Sequence[dict]) -> list[Finding]:
+    """What looks wrong in a run's metric history; an empty list when nothing does.
+
+    Args:
+        history: the per-update metric dicts of a run (`result.history`).
+
+    Returns:
+        A list of `Finding`s (problem, metric, update, advice), in the order of the
+        checks above; each problem is named at most once.
+    """
+    if not isinstance(history, Sequence) or isinstance(history, str | bytes):
+        raise TypeError(
+            f"history must be a list of metric dicts, got {type(history).__name__}"
+        )
+    if not all(isinstance(row, dict) for row in history):
+        raise TypeError("history must be a list of metric dicts (one per update)")
+    findings = _non_finite(history)
+    for rule in (_kl_and_clipping, _entropy, _value, _policy_not_moving):
+        findings += rule(history)
+    return findings
