@@ -36,12 +36,17 @@ from ppo_lessons.importance_sampling import probability_ratio, surrogate_objecti
 from ppo_lessons.policy_gradient import discounted_returns, policy_gradient_loss
 
 __all__ = [
+    "check_approx_kl",
+    "check_categorical_entropy",
     "check_clipped_surrogate_objective",
     "check_compute_gae",
     "check_discounted_returns",
+    "check_explained_variance",
+    "check_gaussian_log_prob",
     "check_policy_gradient_loss",
     "check_probability_ratio",
     "check_surrogate_objective",
+    "check_value_loss",
 ]
 
 RTOL = 1e-4
@@ -1088,4 +1093,413 @@ def check_compute_gae(fn: Callable, extra_cases: list[dict]) -> int:
     flags = _FlagMode()
     for label, args in cases:
         _compare_gae(fn, args, flags, label)
+    return len(cases)
+
+
+# ---------------------------------------------------------------------------
+# Lesson 05: log-probabilities and entropy of the policy distributions
+
+
+def _reference(module: str, name: str) -> Callable:
+    """The package's reference (imported late: lesson 05-06 modules import torch.nn)."""
+    import importlib
+
+    return getattr(importlib.import_module(module), name)
+
+
+def _compare_with_grads(
+    fn: Callable,
+    args: tuple,
+    grad_names: dict[int, str],
+    reference: Callable,
+    mistakes: Callable[[tuple], list],
+    what: str,
+    shape: torch.Size,
+    where: str,
+    rule: str,
+) -> None:
+    """Compare value and gradients (w.r.t. args at the indices in grad_names)."""
+    args = tuple(
+        a.clone().requires_grad_(True) if i in grad_names else a
+        for i, a in enumerate(args)
+    )
+    result, copies = _call(fn, args, where)
+    got = _tensor(result, what, shape, where)
+    double = tuple(
+        a.detach().double().requires_grad_(i in grad_names)
+        if isinstance(a, torch.Tensor) and a.is_floating_point()
+        else a
+        for i, a in enumerate(args)
+    )
+    expected = reference(*double)
+    if not (torch.isfinite(got).all() or not torch.isfinite(expected).all()):
+        raise AssertionError(
+            f"{what} holds inf or NaN while {where}; expected {_fmt(expected)}, got "
+            f"{_fmt(got)}. {rule}"
+        )
+    if not _close(got, expected):
+        plain = tuple(a.detach() if isinstance(a, torch.Tensor) else a for a in double)
+        message = _diagnose(got, mistakes(plain))
+        raise AssertionError(
+            (message or f"wrong {what}. {rule}")
+            + f"\n  while {where}:\n  expected {_fmt(expected)}\n  got      {_fmt(got)}"
+        )
+    inputs = [copies[i] for i in grad_names]
+    grads = _grad_of(got, inputs)
+    expected_grads = torch.autograd.grad(
+        expected.sum(), [double[i] for i in grad_names], allow_unused=True
+    )
+    for (i, name), grad, exp in zip(
+        grad_names.items(), grads, expected_grads, strict=True
+    ):
+        exp = torch.zeros_like(double[i]) if exp is None else exp
+        if grad is None:
+            if not bool((exp == 0).all()):
+                raise AssertionError(
+                    f"{what} has no gradient with respect to {name} (detached, or computed "
+                    "with NumPy/.item()); the update needs it. " + where
+                )
+            continue
+        if not _close(grad, exp):
+            raise AssertionError(
+                f"the value of {what} is right but its gradient w.r.t. {name} is not "
+                f"({_fmt(grad)} instead of {_fmt(exp)}) while {where}: did you detach "
+                "part of the computation?"
+            )
+
+
+def _gaussian_mistakes(args: tuple) -> list:
+    actions, mean, log_std = args
+    std = log_std.exp()
+    z2 = ((actions - mean) / std) ** 2
+    c = 0.5 * math.log(2 * math.pi)
+    per_dim = -0.5 * z2 - log_std - c
+    return [
+        (
+            "the log(2π) term is missing: each action dimension contributes −½·log(2π).",
+            (-0.5 * z2 - log_std).sum(-1),
+        ),
+        (
+            "sum the per-dimension log-densities over the action axis (a diagonal Gaussian's dimensions are independent, so log-probabilities add); yours averages them.",
+            per_dim.mean(-1),
+        ),
+        (
+            "the normalizer is log σ per dimension, not 2·log σ: log N = −½((a−μ)/σ)² − log σ − ½ log(2π).",
+            (-0.5 * z2 - 2 * log_std - c).sum(-1),
+        ),
+        (
+            "log_std is the LOG of the standard deviation: σ = exp(log_std). Yours uses log_std as σ.",
+            (
+                -0.5 * ((actions - mean) / log_std) ** 2 - torch.log(log_std.abs()) - c
+            ).sum(-1),
+        ),
+        (
+            "divide by σ, not σ²: the squared term is ((a − μ)/σ)².",
+            (-0.5 * ((actions - mean) / std**2) ** 2 - log_std - c).sum(-1),
+        ),
+        (
+            "the sign of the squared term is wrong: the density FALLS away from the mean, −½((a−μ)/σ)².",
+            (0.5 * z2 - log_std - c).sum(-1),
+        ),
+        (
+            "the factor ½ on the squared term is missing: −½((a−μ)/σ)².",
+            (-z2 - log_std - c).sum(-1),
+        ),
+        (
+            "that is the density, not its log: return the log-probability.",
+            per_dim.sum(-1).exp(),
+        ),
+    ]
+
+
+@_exercise("gaussian_log_prob")
+def check_gaussian_log_prob(fn: Callable, extra_cases: list[dict]) -> int:
+    """Check `gaussian_log_prob(actions, mean, log_std)` (Exercise 5.1)."""
+    reference = _reference("ppo_lessons.networks", "gaussian_log_prob")
+    gen = _generator(501)
+    cases = []
+    for batch, A, per_sample in [
+        ((6,), 2, False),
+        ((4, 3), 3, False),
+        ((5,), 1, True),
+        ((2, 3), 4, True),
+        ((), 3, False),
+    ]:
+        mean = torch.randn(*batch, A, generator=gen)
+        log_std = (
+            torch.randn(*((*batch, A) if per_sample else (A,)), generator=gen) * 0.5
+        )
+        actions = mean + torch.randn(*batch, A, generator=gen) * log_std.exp() * 1.5
+        cases.append((actions, mean, log_std))
+    cases += [(c["actions"], c["mean"], c["log_std"]) for c in extra_cases]
+    rule = (
+        "log N(a; μ, σ) = Σ_a [−½((a − μ)/σ)² − log σ − ½ log(2π)], σ = exp(log_std)."
+    )
+    for actions, mean, log_std in cases:
+        where = (
+            f"evaluating actions of shape {list(actions.shape)} with log_std of shape "
+            f"{list(log_std.shape)}"
+        )
+        _compare_with_grads(
+            fn, (actions, mean, log_std), {1: "mean", 2: "log_std"}, reference,
+            _gaussian_mistakes, "the log-probability", actions.shape[:-1], where, rule,
+        )  # fmt: skip
+    return len(cases)
+
+
+def _entropy_mistakes(args: tuple) -> list:
+    (logits,) = args
+    log_p = torch.log_softmax(logits, -1)
+    p = log_p.exp()
+    return [
+        ("the sign is wrong: H = −Σ p log p is never negative.", (p * log_p).sum(-1)),
+        (
+            "normalize first: p = softmax(logits) and log p = log_softmax(logits); raw logits are not log-probabilities.",
+            -(torch.softmax(logits, -1) * logits).sum(-1),
+        ),
+        (
+            "sum over the actions, don't average: H = −Σ_a p_a log p_a.",
+            -(p * log_p).mean(-1),
+        ),
+        (
+            "the entropy is over the LAST axis (the actions), one value per state.",
+            -(p * log_p).sum(0),
+        ),
+    ]
+
+
+@_exercise("categorical_entropy")
+def check_categorical_entropy(fn: Callable, extra_cases: list[dict]) -> int:
+    """Check `categorical_entropy(logits)` (Exercise 5.2)."""
+    reference = _reference("ppo_lessons.networks", "categorical_entropy")
+    gen = _generator(502)
+    cases = [
+        torch.randn(7, 4, generator=gen) * 2,
+        torch.randn(3, 5, 2, generator=gen)
+        + 3.0,  # shifted: logits need not be normalized
+        torch.randn(6, generator=gen),
+        torch.zeros(2, 8),  # uniform: log 8
+        torch.tensor([[1e4, 0.0, -1e4], [3.0, 3.0, -1e4]]),  # finite at huge logits
+    ]
+    cases += [c["logits"] for c in extra_cases]
+    rule = "H = −Σ_a p_a log p_a with p = softmax(logits), log p = log_softmax(logits)."
+    for logits in cases:
+        where = f"computing the entropy of logits of shape {list(logits.shape)}"
+        if logits.abs().max() >= 1e3:
+            where += (
+                " (huge logits: some p_a are exactly 0, and 0·log 0 must count as 0; "
+                "log(softmax) gives −inf there, log_softmax stays finite)"
+            )
+        _compare_with_grads(
+            fn, (logits,), {0: "logits"}, reference, _entropy_mistakes,
+            "the entropy", logits.shape[:-1], where, rule,
+        )  # fmt: skip
+    return len(cases)
+
+
+# ---------------------------------------------------------------------------
+# Lesson 06: value loss, approximate KL, explained variance
+
+
+def _value_mistakes(args: tuple) -> list:
+    values, old_values, returns, clip_eps = args
+    unclipped = (values - returns) ** 2
+    mistakes = [
+        (
+            "the factor ½ is missing: value_loss = 0.5 · mean((V − R)²).",
+            unclipped.mean(),
+        ),
+        ("use the mean over all elements, not the sum.", 0.5 * unclipped.sum()),
+        (
+            "square the error: 0.5 · mean((V − R)²), not its absolute value.",
+            0.5 * (values - returns).abs().mean(),
+        ),
+    ]
+    if clip_eps is not None:
+        clipped_v = old_values + torch.clamp(values - old_values, -clip_eps, clip_eps)
+        clipped = (clipped_v - returns) ** 2
+        mistakes += [
+            (
+                "take the MAX of the clipped and unclipped squared errors (a pessimistic bound, like L^CLIP), not the min.",
+                0.5 * torch.minimum(unclipped, clipped).mean(),
+            ),
+            (
+                "clip_eps was given, so clip: the clipped prediction is old_values + clamp(values − old_values, −ε, ε).",
+                0.5 * unclipped.mean(),
+            ),
+            (
+                "clip the CHANGE of the prediction around old_values (old_values + clamp(values − old_values, −ε, ε)), not the values themselves.",
+                0.5
+                * torch.maximum(
+                    unclipped, (torch.clamp(values, -clip_eps, clip_eps) - returns) ** 2
+                ).mean(),
+            ),
+            (
+                "clip the prediction around old_values, not around the returns.",
+                0.5
+                * torch.maximum(
+                    unclipped,
+                    (
+                        returns
+                        + torch.clamp(values - returns, -clip_eps, clip_eps)
+                        - returns
+                    )
+                    ** 2,
+                ).mean(),
+            ),
+            (
+                "use only max(unclipped, clipped): yours is the clipped error alone.",
+                0.5 * clipped.mean(),
+            ),
+        ]
+    return mistakes
+
+
+@_exercise("value_loss")
+def check_value_loss(fn: Callable, extra_cases: list[dict]) -> int:
+    """Check `value_loss(values, old_values, returns, clip_eps)` (Exercise 6.1)."""
+    reference = _reference("ppo_lessons.losses", "value_loss")
+    gen = _generator(601)
+    cases = []
+    for shape, eps in [
+        ((12,), None),
+        ((12,), 0.2),
+        ((6, 3), 0.5),
+        ((9,), 0.1),
+        ((5, 2), None),
+    ]:
+        old = torch.randn(shape, generator=gen)
+        values = old + torch.randn(shape, generator=gen) * 0.6
+        returns = old + torch.randn(shape, generator=gen)
+        cases.append((values, old, returns, eps))
+    cases += [
+        (c["values"], c["old_values"], c["returns"], c["clip_eps"]) for c in extra_cases
+    ]
+    rule = (
+        "0.5·mean((V − R)²) without clipping; with clip_eps ε: 0.5·mean(max((V − R)², "
+        "(V_old + clamp(V − V_old, −ε, ε) − R)²))."
+    )
+    for values, old, returns, eps in cases:
+        where = (
+            f"computing the value loss for shape {list(values.shape)}, clip_eps = {eps}"
+        )
+        _compare_with_grads(
+            fn, (values, old, returns, eps), {0: "values"}, reference, _value_mistakes,
+            "the value loss", torch.Size([]), where, rule,
+        )  # fmt: skip
+    return len(cases)
+
+
+def _kl_mistakes(args: tuple) -> list:
+    new, old, estimator = args
+    log_r = new - old
+    r = log_r.exp()
+    if estimator == "k1":
+        return [
+            (
+                "the sign is wrong: KL(old‖new) from samples of the old policy is mean(log π_old − log π_new) = mean(old − new).",
+                (new - old).mean(),
+            ),
+            ("average, don't sum.", (old - new).sum()),
+            (
+                "k1 is the plain mean of old − new; yours is its absolute value.",
+                (old - new).abs().mean(),
+            ),
+        ]
+    return [
+        (
+            "k3 = mean((r − 1) − log r) with r = exp(new − old); yours uses r upside down.",
+            ((1 / r - 1) + log_r).mean(),
+        ),
+        ("k3 = mean((r − 1) − log r): the −1 is missing.", (r - log_r).mean()),
+        (
+            "k3 = mean((r − 1) − log r): subtract log r, don't add it.",
+            ((r - 1) + log_r).mean(),
+        ),
+        ("average, don't sum.", ((r - 1) - log_r).sum()),
+        (
+            "that is k1 = mean(old − new); the estimator argument asked for k3.",
+            (old - new).mean(),
+        ),
+    ]
+
+
+@_exercise("approx_kl")
+def check_approx_kl(fn: Callable, extra_cases: list[dict]) -> int:
+    """Check `approx_kl(new_log_probs, old_log_probs, estimator)` (Exercise 6.2)."""
+    reference = _reference("ppo_lessons.update", "approx_kl")
+    gen = _generator(602)
+    cases = []
+    for shape in [(16,), (5, 3), (1,)]:
+        new, old = _log_prob_pair(shape, gen, spread=0.4)
+        cases += [(new, old, "k1"), (new, old, "k3")]
+    cases += [
+        (c["new_log_probs"], c["old_log_probs"], c["estimator"]) for c in extra_cases
+    ]
+    for new, old, estimator in cases:
+        where = f"estimating KL with {estimator!r} for shape {list(new.shape)}"
+        rule = "k1 = mean(old − new); k3 = mean((r − 1) − log r), r = exp(new − old)."
+        _compare_with_grads(
+            fn, (new, old, estimator), {0: "new_log_probs"}, reference, _kl_mistakes,
+            "the KL estimate", torch.Size([]), where, rule,
+        )  # fmt: skip
+    return len(cases)
+
+
+def _ev_mistakes(args: tuple) -> list:
+    values, returns = args
+    var = returns.var()
+    return [
+        (
+            "swap the roles: 1 − Var[returns − values] / Var[RETURNS].",
+            1 - (returns - values).var() / values.var(),
+        ),
+        (
+            "that is the unexplained fraction Var[R − V]/Var[R]; explained variance is 1 minus it.",
+            (returns - values).var() / var,
+        ),
+        (
+            "use the variance of the residual returns − values, not the difference of variances.",
+            1 - (returns.var() - values.var()) / var,
+        ),
+        (
+            "use the same variance estimator (both biased or both unbiased) for the residual and the returns.",
+            1 - (returns - values).var(unbiased=False) / var,
+        ),
+    ]
+
+
+@_exercise("explained_variance")
+def check_explained_variance(fn: Callable, extra_cases: list[dict]) -> int:
+    """Check `explained_variance(values, returns)` (Exercise 6.3)."""
+    reference = _reference("ppo_lessons.update", "explained_variance")
+    gen = _generator(603)
+    cases = []
+    for shape, noise in [((50,), 0.3), ((10, 4), 1.0), ((40,), 3.0)]:
+        returns = torch.randn(shape, generator=gen) * 2 + 1
+        cases.append((returns + torch.randn(shape, generator=gen) * noise, returns))
+    cases.append((torch.randn(8, generator=gen), torch.full((8,), 2.0)))  # Var[R] = 0
+    cases += [(c["values"], c["returns"]) for c in extra_cases]
+    for values, returns in cases:
+        where = f"computing explained variance for shape {list(values.shape)}"
+        result, _ = _call(fn, (values, returns), where)
+        got = _tensor(result, "the explained variance", torch.Size([]), where)
+        expected = reference(values.double(), returns.double())
+        if torch.isnan(expected):
+            if not torch.isnan(got):
+                raise AssertionError(
+                    "when the returns are constant (Var[returns] = 0) the explained "
+                    f"variance is undefined: return nan, not {_fmt(got)}."
+                )
+            continue
+        if not _close(got, expected):
+            message = _diagnose(got, _ev_mistakes((values.double(), returns.double())))
+            raise AssertionError(
+                (
+                    message
+                    or "wrong value: 1 − Var[returns − values] / Var[returns], "
+                    "over all elements."
+                )
+                + f"\n  while {where}: expected {_fmt(expected)}, got {_fmt(got)}"
+            )
     return len(cases)

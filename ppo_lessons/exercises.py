@@ -47,6 +47,11 @@ EXERCISES: tuple[Exercise, ...] = (
     Exercise("2.2", "surrogate_objective", "ppo_lessons.importance_sampling", 2),
     Exercise("3.1", "clipped_surrogate_objective", "ppo_lessons.clipping", 3),
     Exercise("4.1", "compute_gae", "ppo_lessons.gae", 4),
+    Exercise("5.1", "gaussian_log_prob", "ppo_lessons.networks", 2),
+    Exercise("5.2", "categorical_entropy", "ppo_lessons.networks", 2),
+    Exercise("6.1", "value_loss", "ppo_lessons.losses", 2),
+    Exercise("6.2", "approx_kl", "ppo_lessons.update", 2),
+    Exercise("6.3", "explained_variance", "ppo_lessons.update", 1),
 )
 
 
