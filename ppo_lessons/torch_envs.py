@@ -1,0 +1,525 @@
+"""Classic-control environments stepped as batched PyTorch tensor operations.
+
+CartPole-v1, Acrobot-v1, Pendulum-v1 and MountainCarContinuous-v0 with Gymnasium's
+dynamics, rewards, termination rules, time limits and initial-state distributions,
+but all N copies live in one [N, S] state tensor on one device (CPU or CUDA). A step
+is a few dozen elementwise tensor operations for all N envs at once, and nothing in
+`step` reads a value back to the host, so a rollout on a GPU never waits for the CPU
+(the PureJaxRL recipe, here in PyTorch).
+
+The interface is Gymnasium's vector API with `AutoresetMode.SAME_STEP`, the mode
+`ppo_lessons.envs` uses, except that everything going in and out is a torch tensor
+on the env's device:
+
+    obs, info = envs.reset(seed=0)                     # obs (N, *O) float32
+    obs, rewards, terminated, truncated, info = envs.step(actions)
+    info["final_obs"]       # (N, *O) the observation each env reached this step
+    info["episode_return"]  # (N,) total reward of the episode that just ended, else 0
+    info["episode_length"]  # (N,) its length in steps, else 0
+
+Where an episode ended (`terminated | truncated`), `obs` is already the first
+observation of the next episode; `final_obs` holds the true last observation (needed
+to bootstrap through a time-limit truncation) and equals `obs` everywhere else.
+
+Randomness (the initial states) comes from one `torch.Generator` on the device,
+seeded by `reset(seed=s)`: the same seed and actions give the same trajectories.
+The draws do not reproduce Gymnasium's NumPy streams; the distributions are the same.
+"""
+
+from __future__ import annotations
+
+import math
+
+import gymnasium as gym
+import numpy as np
+import torch
+from gymnasium import spaces
+from gymnasium.vector import AutoresetMode
+from gymnasium.vector.utils import batch_space
+
+__all__ = [
+    "TORCH_ENV_IDS",
+    "TorchAcrobot",
+    "TorchCartPole",
+    "TorchMountainCarContinuous",
+    "TorchPendulum",
+    "TorchVectorEnv",
+    "make_torch_vector_env",
+]
+
+PI = math.pi
+TWO_PI = 2.0 * math.pi
+
+
+def wrap_angle(theta: torch.Tensor) -> torch.Tensor:
+    """θ mapped into [−π, π) by adding a multiple of 2π; values already inside the
+    range come back unchanged (bit for bit), as with Gymnasium's `wrap`."""
+    return theta - TWO_PI * torch.floor((theta + PI) / TWO_PI)
+
+
+class TorchVectorEnv(gym.vector.VectorEnv):
+    """N copies of one classic-control env in a single [N, S] state tensor.
+
+    Subclasses define the physics as three pure tensor functions:
+    `_initial_states()` (N fresh states), `_transition(state, actions)` (next state,
+    reward, terminated) and `_observe(state)` (observation). This class adds what
+    Gymnasium's `TimeLimit` wrapper and SAME_STEP vector env do: step counters,
+    truncation, auto-reset, `final_obs`, and per-env episode statistics.
+
+    Attributes (all on `device`, readable and set together by `set_state`):
+        state: (N, S) the physical state of every env (`STATE_NAMES` lists S), of
+            dtype `STATE_DTYPE`.
+        elapsed_steps: (N,) int64 steps since each env's last reset.
+        current_return: (N,) float32 reward summed since each env's last reset.
+    """
+
+    ENV_ID: str
+    MAX_EPISODE_STEPS: int
+    STATE_NAMES: tuple[str, ...]
+    STATE_DTYPE: torch.dtype = torch.float32
+    metadata = {"autoreset_mode": AutoresetMode.SAME_STEP}
+
+    def __init__(
+        self, num_envs: int, seed: int | None = None, device: str | torch.device = "cpu"
+    ) -> None:
+        if not isinstance(num_envs, int) or isinstance(num_envs, bool) or num_envs < 1:
+            raise ValueError(f"num_envs must be an integer >= 1, got {num_envs!r}")
+        self.num_envs = num_envs
+        # normalise "cuda" to "cuda:0" so the device check in `step` compares equal
+        self.device = torch.empty(0, device=device).device
+        self.spec = gym.spec(self.ENV_ID)
+        self.max_episode_steps = self.MAX_EPISODE_STEPS
+        self.observation_space = batch_space(self.single_observation_space, num_envs)
+        self.action_space = batch_space(self.single_action_space, num_envs)
+        self._generator = torch.Generator(device=self.device)
+        self._seed_generator(seed)
+        self._make_constants()
+        self.state = self._initial_states()  # (N, S), so `step` works before `reset`
+        if seed is not None:
+            self._seed_generator(seed)  # so that reset() gives what reset(seed) gives
+            self.action_space.seed(seed)
+            self.observation_space.seed(seed)
+        self.elapsed_steps = torch.zeros(
+            num_envs, dtype=torch.int64, device=self.device
+        )
+        self.current_return = torch.zeros(num_envs, device=self.device)  # (N,)
+
+    def _seed_generator(self, seed: int | None) -> None:
+        if seed is None:
+            self._generator.seed()  # a fresh nondeterministic seed, like NumPy's
+            return
+        if not isinstance(seed, int) or isinstance(seed, bool) or seed < 0:
+            raise ValueError(f"seed must be None or an integer >= 0, got {seed!r}")
+        self._generator.manual_seed(seed)
+
+    # ---- the Gymnasium vector API ------------------------------------------------
+
+    def reset(
+        self, *, seed: int | None = None, options: dict | None = None
+    ) -> tuple[torch.Tensor, dict]:
+        """Start a new episode in every env.
+
+        Args:
+            seed: reseeds the env's generator (None: continue its stream).
+            options: not supported; must be None or empty.
+
+        Returns:
+            obs (N, *O) float32 and an empty info dict.
+        """
+        if options:
+            raise ValueError(
+                f"options are not supported by {type(self).__name__}, got {options!r}"
+            )
+        if seed is not None:
+            self._seed_generator(seed)
+        return self.set_state(self._initial_states()), {}
+
+    def step(
+        self, actions: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, dict]:
+        """Advance every env one step, resetting those whose episode ends.
+
+        Args:
+            actions: (N,) int64 for a Discrete action space, (N, A) float for a Box
+                one (clipped to the bounds inside, as Gymnasium's envs do), on the
+                env's device. Discrete values are not range-checked (that would need
+                a host sync).
+
+        Returns:
+            obs (N, *O) float32, reset ones where an episode ended; rewards (N,)
+            float32; terminated, truncated (N,) bool; info with "final_obs",
+            "episode_return" and "episode_length" (see the module docstring).
+        """
+        actions = self._check_actions(actions)
+        next_state, rewards, terminated = self._transition(self.state, actions)
+        elapsed = self.elapsed_steps + 1
+        # Gymnasium's TimeLimit: truncated once the step count reaches the limit, even
+        # on the step that also terminates
+        truncated = elapsed >= self.max_episode_steps
+        ended = terminated | truncated
+        returns = self.current_return + rewards
+        final_obs = self._observe(next_state)
+        self.state = torch.where(ended[:, None], self._initial_states(), next_state)
+        info = {
+            "final_obs": final_obs,
+            "episode_return": torch.where(ended, returns, 0.0),
+            "episode_length": torch.where(ended, elapsed, 0),
+        }
+        self.elapsed_steps = elapsed.masked_fill(ended, 0)
+        self.current_return = returns.masked_fill(ended, 0.0)
+        return self._observe(self.state), rewards, terminated, truncated, info
+
+    # ---- for tests and experiments -----------------------------------------------
+
+    def set_state(
+        self, state: torch.Tensor, elapsed_steps: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        """Put every env in a given state, starting a new episode's bookkeeping.
+
+        Args:
+            state: (N, S) physical states, in the order of `STATE_NAMES`.
+            elapsed_steps: (N,) steps already taken in the episode (default 0), so a
+                test can make the time limit fall on the next step.
+
+        Returns:
+            obs (N, *O) float32 of the new states.
+        """
+        expected = (self.num_envs, len(self.STATE_NAMES))
+        if tuple(state.shape) != expected:
+            raise ValueError(
+                f"state must have shape {expected} (num_envs, {self.STATE_NAMES}), "
+                f"got {tuple(state.shape)}"
+            )
+        self.state = state.to(device=self.device, dtype=self.STATE_DTYPE).clone()
+        if elapsed_steps is None:
+            self.elapsed_steps = torch.zeros_like(self.elapsed_steps)
+        else:
+            if tuple(elapsed_steps.shape) != (self.num_envs,):
+                raise ValueError(
+                    f"elapsed_steps must have shape ({self.num_envs},), "
+                    f"got {tuple(elapsed_steps.shape)}"
+                )
+            self.elapsed_steps = elapsed_steps.to(self.device, torch.int64).clone()
+        self.current_return = torch.zeros_like(self.current_return)
+        return self._observe(self.state)
+
+    def _check_actions(self, actions: torch.Tensor) -> torch.Tensor:
+        if not isinstance(actions, torch.Tensor):
+            actions = torch.as_tensor(np.asarray(actions), device=self.device)
+        if actions.device != self.device:
+            raise ValueError(
+                f"actions must be on the env's device {self.device}, "
+                f"got a tensor on {actions.device}"
+            )
+        expected = self.action_space.shape
+        if tuple(actions.shape) != expected:
+            raise ValueError(
+                f"actions must have shape {expected} for {self.ENV_ID} with "
+                f"num_envs={self.num_envs}, got {tuple(actions.shape)}"
+            )
+        return actions
+
+    # ---- the physics, defined by each subclass ------------------------------------
+
+    def _uniform(self, low: float, high: float, columns: int) -> torch.Tensor:
+        """(N, columns) drawn uniformly from [low, high) by the env's generator."""
+        out = torch.empty(
+            self.num_envs, columns, dtype=self.STATE_DTYPE, device=self.device
+        )
+        return out.uniform_(low, high, generator=self._generator)
+
+    def _make_constants(self) -> None:
+        """Create once the constant tensors `step` needs (a tensor built from Python
+        numbers inside `step` would be a host-to-device copy every step)."""
+
+    def _initial_states(self) -> torch.Tensor:
+        raise NotImplementedError
+
+    def _transition(
+        self, state: torch.Tensor, actions: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        raise NotImplementedError
+
+    def _observe(self, state: torch.Tensor) -> torch.Tensor:
+        """(N, *O) float32, a new tensor (never a view of `state`)."""
+        raise NotImplementedError
+
+
+class TorchCartPole(TorchVectorEnv):
+    """CartPole-v1 (Barto, Sutton & Anderson, 1983), Gymnasium's Euler integration.
+
+    State = observation = (x, ẋ, θ, θ̇); push left (action 0) or right (1) with 10 N:
+        ẍ_temp = (F + m_p l θ̇² sin θ) / (m_c + m_p)
+        θ̈ = (g sin θ − cos θ · ẍ_temp) / (l (4/3 − m_p cos²θ / (m_c + m_p)))
+        ẍ = ẍ_temp − m_p l θ̈ cos θ / (m_c + m_p)
+        s' = s + τ · (ẋ, ẍ, θ̇, θ̈)
+    Reward +1 every step; terminated when |x'| > 2.4 or |θ'| > 12°; truncated at 500
+    steps; initial state uniform in [−0.05, 0.05)⁴.
+    """
+
+    ENV_ID = "CartPole-v1"
+    MAX_EPISODE_STEPS = 500
+    STATE_NAMES = ("x", "x_dot", "theta", "theta_dot")
+    GRAVITY, MASS_CART, MASS_POLE, HALF_LENGTH = 9.8, 1.0, 0.1, 0.5
+    FORCE_MAG, TAU = 10.0, 0.02
+    THETA_THRESHOLD = 12 * 2 * math.pi / 360
+    X_THRESHOLD = 2.4
+    TOTAL_MASS = MASS_POLE + MASS_CART
+    POLEMASS_LENGTH = MASS_POLE * HALF_LENGTH
+
+    _high = np.array([4.8, np.inf, 2 * THETA_THRESHOLD, np.inf], dtype=np.float32)
+    single_observation_space = spaces.Box(-_high, _high, dtype=np.float32)
+    single_action_space = spaces.Discrete(2)
+
+    def _make_constants(self) -> None:
+        # |x| and |θ| bounds, checked together on the (x, θ) columns
+        self._thresholds = torch.tensor(
+            [self.X_THRESHOLD, self.THETA_THRESHOLD], device=self.device
+        )
+
+    def _initial_states(self) -> torch.Tensor:
+        return self._uniform(-0.05, 0.05, 4)
+
+    def _transition(self, state, actions):
+        x, x_dot, theta, theta_dot = state.unbind(1)
+        force = torch.where(actions == 1, self.FORCE_MAG, -self.FORCE_MAG)
+        cos, sin = torch.cos(theta), torch.sin(theta)
+        temp = (
+            force + self.POLEMASS_LENGTH * theta_dot.square() * sin
+        ) / self.TOTAL_MASS
+        theta_acc = (self.GRAVITY * sin - cos * temp) / (
+            self.HALF_LENGTH
+            * (4.0 / 3.0 - self.MASS_POLE / self.TOTAL_MASS * cos.square())
+        )
+        x_acc = temp - self.POLEMASS_LENGTH / self.TOTAL_MASS * theta_acc * cos
+        derivative = torch.stack((x_dot, x_acc, theta_dot, theta_acc), dim=1)
+        next_state = torch.add(state, derivative, alpha=self.TAU)  # explicit Euler
+        terminated = (next_state[:, 0::2].abs() > self._thresholds).any(dim=1)
+        # +1 on every step, the terminating one included
+        rewards = torch.ones_like(theta)
+        return next_state, rewards, terminated
+
+    def _observe(self, state):
+        return state.clone()
+
+
+class TorchAcrobot(TorchVectorEnv):
+    """Acrobot-v1 (Sutton, 1996; the "book" dynamics), one RK4 step of dt = 0.2 s.
+
+    State (θ₁, θ₂, θ̇₁, θ̇₂); observation (cos θ₁, sin θ₁, cos θ₂, sin θ₂, θ̇₁, θ̇₂);
+    actions 0, 1, 2 apply torque −1, 0, +1 at the middle joint. After the RK4 step
+    the angles are wrapped into [−π, π] and the velocities clipped to ±4π and ±9π.
+    Reward −1 per step and 0 on the step that terminates, when the tip is above the
+    bar: −cos θ₁ − cos(θ₁ + θ₂) > 1. Truncated at 500 steps; initial state uniform in
+    [−0.1, 0.1)⁴.
+
+    The state is float64, as in Gymnasium's `rk4`: in float32 the four stages lose
+    up to 5e-4 rad/s on the fastest states (5e-7 in float64). It costs nothing
+    while per-operation overhead dominates (N ≲ 1000 on a CPU, any N on a GPU) and
+    about 2x at N = 16384 on a CPU; observations are float32 as everywhere.
+    """
+
+    ENV_ID = "Acrobot-v1"
+    MAX_EPISODE_STEPS = 500
+    STATE_NAMES = ("theta1", "theta2", "theta1_dot", "theta2_dot")
+    STATE_DTYPE = torch.float64
+    DT = 0.2
+    LINK_LENGTH_1, LINK_MASS_1, LINK_MASS_2 = 1.0, 1.0, 1.0
+    LINK_COM_POS_1, LINK_COM_POS_2, LINK_MOI = 0.5, 0.5, 1.0
+    GRAVITY = 9.8
+    MAX_VEL_1, MAX_VEL_2 = 4 * math.pi, 9 * math.pi
+
+    _high = np.array([1.0, 1.0, 1.0, 1.0, MAX_VEL_1, MAX_VEL_2], dtype=np.float32)
+    single_observation_space = spaces.Box(-_high, _high, dtype=np.float32)
+    single_action_space = spaces.Discrete(3)
+
+    def _make_constants(self) -> None:
+        self._max_vel = torch.tensor(
+            [self.MAX_VEL_1, self.MAX_VEL_2], dtype=self.STATE_DTYPE, device=self.device
+        )
+
+    def _initial_states(self) -> torch.Tensor:
+        return self._uniform(-0.1, 0.1, 4)
+
+    def _derivative(self, state: torch.Tensor, torque: torch.Tensor) -> torch.Tensor:
+        """(N, 4) ds/dt of the double pendulum (Sutton & Barto's equations)."""
+        m1, m2 = self.LINK_MASS_1, self.LINK_MASS_2
+        l1, lc1, lc2 = self.LINK_LENGTH_1, self.LINK_COM_POS_1, self.LINK_COM_POS_2
+        inertia, g = self.LINK_MOI, self.GRAVITY
+        theta1, theta2, dtheta1, dtheta2 = state.unbind(1)
+        cos2 = torch.cos(theta2)
+        coupling = (m2 * l1 * lc2) * torch.sin(theta2)  # m₂ l₁ l_c2 sin θ₂
+        d1 = (m1 * lc1**2 + m2 * (l1**2 + lc2**2) + 2 * inertia) + (
+            2 * m2 * l1 * lc2
+        ) * cos2
+        d2 = (m2 * lc2**2 + inertia) + (m2 * l1 * lc2) * cos2
+        # Gymnasium writes cos(θ − π/2); sin θ is the same and one operation fewer
+        phi2 = (m2 * lc2 * g) * torch.sin(theta1 + theta2)
+        phi1 = (
+            ((m1 * lc1 + m2 * l1) * g) * torch.sin(theta1)
+            + phi2
+            - torch.add(dtheta2, dtheta1, alpha=2.0) * dtheta2 * coupling
+        )
+        d2_over_d1 = d2 / d1
+        ddtheta2 = (torque + d2_over_d1 * phi1 - dtheta1.square() * coupling - phi2) / (
+            (m2 * lc2**2 + inertia) - d2_over_d1 * d2
+        )
+        ddtheta1 = (d2 * ddtheta2 + phi1) / -d1
+        return torch.stack((dtheta1, dtheta2, ddtheta1, ddtheta2), dim=1)
+
+    def _transition(self, state, actions):
+        torque = actions - 1.0  # AVAIL_TORQUE = [-1, 0, +1]
+        # classic RK4 over one step, as Gymnasium's `rk4(derivs, y0, [0, dt])`
+        half = self.DT / 2.0
+        k1 = self._derivative(state, torque)
+        k2 = self._derivative(torch.add(state, k1, alpha=half), torque)
+        k3 = self._derivative(torch.add(state, k2, alpha=half), torque)
+        k4 = self._derivative(torch.add(state, k3, alpha=self.DT), torque)
+        slope = (k1 + k4).add_(k2 + k3, alpha=2.0)
+        next_state = torch.add(state, slope, alpha=self.DT / 6.0)
+        max_vel = self._max_vel
+        next_state = torch.cat(
+            (wrap_angle(next_state[:, :2]), next_state[:, 2:].clamp(-max_vel, max_vel)),
+            dim=1,
+        )
+        theta1, theta2 = next_state[:, 0], next_state[:, 1]
+        terminated = -torch.cos(theta1) - torch.cos(theta1 + theta2) > 1.0
+        rewards = torch.where(terminated, 0.0, -1.0)
+        return next_state, rewards, terminated
+
+    def _observe(self, state):
+        angles = state[:, :2]
+        cos, sin = torch.cos(angles), torch.sin(angles)
+        obs = torch.stack(
+            (cos[:, 0], sin[:, 0], cos[:, 1], sin[:, 1], state[:, 2], state[:, 3]),
+            dim=1,
+        )
+        return obs.to(torch.float32)
+
+
+class TorchPendulum(TorchVectorEnv):
+    """Pendulum-v1: swing a pendulum up and hold it, torque u ∈ [−2, 2].
+
+    State (θ, θ̇) with θ = 0 upright (not wrapped, as in Gymnasium); observation
+    (cos θ, sin θ, θ̇). With u clipped to ±2 and g = 10, m = l = 1, dt = 0.05:
+        r = −(normalize(θ)² + 0.1 θ̇² + 0.001 u²)      (from the state before the step)
+        θ̇' = clip(θ̇ + (3g/(2l) sin θ + 3/(m l²) u) dt, −8, 8),   θ' = θ + θ̇' dt
+    Never terminates; truncated at 200 steps; θ uniform in [−π, π), θ̇ in [−1, 1).
+    """
+
+    ENV_ID = "Pendulum-v1"
+    MAX_EPISODE_STEPS = 200
+    STATE_NAMES = ("theta", "theta_dot")
+    MAX_SPEED, MAX_TORQUE, DT, GRAVITY, MASS, LENGTH = 8.0, 2.0, 0.05, 10.0, 1.0, 1.0
+
+    _high = np.array([1.0, 1.0, MAX_SPEED], dtype=np.float32)
+    single_observation_space = spaces.Box(-_high, _high, dtype=np.float32)
+    single_action_space = spaces.Box(-MAX_TORQUE, MAX_TORQUE, (1,), dtype=np.float32)
+
+    def _make_constants(self) -> None:
+        self._initial_high = torch.tensor([math.pi, 1.0], device=self.device)
+
+    def _initial_states(self) -> torch.Tensor:
+        return self._uniform(-1.0, 1.0, 2).mul_(self._initial_high)
+
+    def _transition(self, state, actions):
+        theta, theta_dot = state.unbind(1)
+        u = actions[:, 0].to(torch.float32).clamp(-self.MAX_TORQUE, self.MAX_TORQUE)
+        costs = (
+            wrap_angle(theta).square() + 0.1 * theta_dot.square() + 0.001 * u.square()
+        )
+        g, m, length, dt = self.GRAVITY, self.MASS, self.LENGTH, self.DT
+        angular_acc = (3 * g / (2 * length)) * torch.sin(theta) + (
+            3.0 / (m * length**2)
+        ) * u
+        next_theta_dot = torch.add(theta_dot, angular_acc, alpha=dt).clamp(
+            -self.MAX_SPEED, self.MAX_SPEED
+        )
+        next_theta = torch.add(theta, next_theta_dot, alpha=dt)
+        next_state = torch.stack((next_theta, next_theta_dot), dim=1)
+        terminated = torch.zeros_like(theta, dtype=torch.bool)
+        return next_state, -costs, terminated
+
+    def _observe(self, state):
+        theta = state[:, 0]
+        return torch.stack((torch.cos(theta), torch.sin(theta), state[:, 1]), dim=1)
+
+
+class TorchMountainCarContinuous(TorchVectorEnv):
+    """MountainCarContinuous-v0 (Moore, 1990): drive an underpowered car up a hill.
+
+    State = observation = (position, velocity); force = clip(a, −1, 1):
+        v' = clip(v + 0.0015 force − 0.0025 cos(3 p), −0.07, 0.07)
+        p' = clip(p + v', −1.2, 0.6),   v' = 0 if p' = −1.2 and v' < 0 (the left wall)
+    Terminated when p' ≥ 0.45 and v' ≥ 0; reward 100 on that step, minus 0.1 a² on
+    every step, where a is the action as given, unclipped (Gymnasium's reward does
+    not clip it). Truncated at 999 steps; p uniform in [−0.6, −0.4), v = 0.
+    """
+
+    ENV_ID = "MountainCarContinuous-v0"
+    MAX_EPISODE_STEPS = 999
+    STATE_NAMES = ("position", "velocity")
+    MIN_ACTION, MAX_ACTION = -1.0, 1.0
+    MIN_POSITION, MAX_POSITION, MAX_SPEED = -1.2, 0.6, 0.07
+    GOAL_POSITION, GOAL_VELOCITY, POWER = 0.45, 0.0, 0.0015
+
+    single_observation_space = spaces.Box(
+        np.array([MIN_POSITION, -MAX_SPEED], dtype=np.float32),
+        np.array([MAX_POSITION, MAX_SPEED], dtype=np.float32),
+        dtype=np.float32,
+    )
+    single_action_space = spaces.Box(MIN_ACTION, MAX_ACTION, (1,), dtype=np.float32)
+
+    def _initial_states(self) -> torch.Tensor:
+        position = self._uniform(-0.6, -0.4, 1)
+        return torch.cat((position, torch.zeros_like(position)), dim=1)
+
+    def _transition(self, state, actions):
+        position, velocity = state.unbind(1)
+        action = actions[:, 0].to(torch.float32)
+        force = action.clamp(self.MIN_ACTION, self.MAX_ACTION)
+        velocity = (
+            velocity + self.POWER * force - 0.0025 * torch.cos(3.0 * position)
+        ).clamp(-self.MAX_SPEED, self.MAX_SPEED)
+        position = (position + velocity).clamp(self.MIN_POSITION, self.MAX_POSITION)
+        # inelastic collision with the left wall
+        velocity = torch.where(
+            position == self.MIN_POSITION, velocity.clamp(min=0.0), velocity
+        )
+        terminated = (position >= self.GOAL_POSITION) & (velocity >= self.GOAL_VELOCITY)
+        rewards = torch.where(terminated, 100.0, 0.0) - 0.1 * action.square()
+        return torch.stack((position, velocity), dim=1), rewards, terminated
+
+    def _observe(self, state):
+        return state.clone()
+
+
+_ENV_CLASSES: dict[str, type[TorchVectorEnv]] = {
+    cls.ENV_ID: cls
+    for cls in (TorchCartPole, TorchAcrobot, TorchPendulum, TorchMountainCarContinuous)
+}
+TORCH_ENV_IDS: tuple[str, ...] = tuple(_ENV_CLASSES)
+
+
+def make_torch_vector_env(
+    env_id: str,
+    num_envs: int,
+    seed: int | None = None,
+    device: str | torch.device = "cpu",
+) -> TorchVectorEnv:
+    """N copies of `env_id` stepped as tensor operations on `device`.
+
+    Args:
+        env_id: one of `TORCH_ENV_IDS`, e.g. "CartPole-v1".
+        num_envs: N >= 1.
+        seed: seeds the env's generator (and its action space), so `reset()` with no
+            seed is reproducible; None draws a fresh seed.
+        device: where the states live and every returned tensor is, e.g. "cuda".
+    """
+    if env_id not in _ENV_CLASSES:
+        raise ValueError(
+            f"env_id {env_id!r} has no batched PyTorch version; "
+            f"choose one of {', '.join(TORCH_ENV_IDS)} "
+            "(or use ppo_lessons.envs.make_vector_env for any Gymnasium id)"
+        )
+    return _ENV_CLASSES[env_id](num_envs, seed=seed, device=device)
