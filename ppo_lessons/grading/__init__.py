@@ -1,0 +1,10 @@
+"""The machinery behind `python -m ppo_lessons.grade` (see that module and
+docs/INSTRUCTORS.md).
+
+- `notebooks`: find the submitted notebooks and cut the exercises out of them;
+- `records`: record a student's function as the check calls it (in the student's
+  process) and replay those records to the untouched check (in the grader's process);
+- `child`: the program that runs one exercise of one student, in its own process;
+- `sandbox`: start that program with limits on time, memory and output, and collect
+  its records.
+"""
