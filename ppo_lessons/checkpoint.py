@@ -1,0 +1,198 @@
+"""Checkpoints: everything needed to resume a run exactly, stored safely.
+
+A checkpoint is a dict of tensors and plain Python values, written with `torch.save`
+to a temporary file and renamed over the target (an atomic replace), so a crash while
+saving never destroys the last good checkpoint. It is read with
+`torch.load(..., weights_only=True)`: a file holding a pickled object (which could run
+arbitrary code when loaded) is refused.
+
+What it holds: the config, the networks (with the observation statistics), the
+optimizer, the random-number generators, the reward-scaling statistics, the step
+counters and history, and the environments' own state (physics state, time-limit
+counters, their random generators), so that a resumed run continues as if it had
+never stopped. The env state is captured generically from the plain attributes of
+each wrapper layer; this works for in-process (`SyncVectorEnv`) envs. Async envs
+live in subprocesses: a resumed async run starts fresh episodes instead.
+"""
+
+from __future__ import annotations
+
+import os
+import pickle
+import uuid
+from collections import deque
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import gymnasium as gym
+import numpy as np
+import torch
+
+if TYPE_CHECKING:
+    from ppo_lessons.trainer import Run
+
+__all__ = [
+    "FORMAT",
+    "load_checkpoint",
+    "new_run_id",
+    "require_writable",
+    "restore_run_state",
+    "run_state",
+    "save_checkpoint",
+]
+
+FORMAT = "ppo_lessons.checkpoint/1"
+PLAIN = (bool, int, float, str, type(None))
+
+
+def new_run_id() -> str:
+    """A random id that tells runs apart (it never affects learning)."""
+    return uuid.uuid4().hex
+
+
+def save_checkpoint(path: str | Path, state: dict[str, Any]) -> None:
+    """Write `state` to `path` atomically: temporary file, then rename."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    torch.save(state, tmp)
+    os.replace(tmp, path)
+
+
+def load_checkpoint(path: str | Path, map_location: str = "cpu") -> dict[str, Any]:
+    """Read a checkpoint with `weights_only=True`; refuse anything else."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"no checkpoint at {path}")
+    try:
+        state = torch.load(path, map_location=map_location, weights_only=True)
+    except pickle.UnpicklingError as error:
+        raise ValueError(
+            f"refusing to load {path}: it holds pickled Python objects, which could "
+            f"run arbitrary code (torch.load weights_only=True said: {error})"
+        ) from None
+    if not isinstance(state, dict) or state.get("format") != FORMAT:
+        raise ValueError(f"{path} is not a ppo_lessons checkpoint ({FORMAT})")
+    return state
+
+
+def require_writable(path: Path, run_id: str, overwrite: bool) -> None:
+    """Never replace a checkpoint of a different run without `overwrite=True`."""
+    if overwrite or not path.exists():
+        return
+    try:
+        existing = load_checkpoint(path).get("run_id")
+    except (ValueError, RuntimeError, OSError):
+        existing = None
+    if existing != run_id:
+        raise FileExistsError(
+            f"{path} already holds a checkpoint of a different run (or another file); "
+            "pass overwrite=True (CLI: --overwrite) to replace it, or choose another "
+            "path"
+        )
+
+
+# ---------------------------------------------------------------- env state
+
+
+def _layers(env: gym.Env) -> list[gym.Env]:
+    """The wrapper chain of one env, outermost first, down to the unwrapped env."""
+    chain = [env]
+    while isinstance(chain[-1], gym.Wrapper):
+        chain.append(chain[-1].env)
+    return chain
+
+
+def _plain_vars(obj: object) -> dict[str, Any]:
+    """An object's attributes that are plain values, arrays or NumPy generators."""
+    out: dict[str, Any] = {}
+    for name, value in vars(obj).items():
+        if isinstance(value, np.random.Generator):
+            out[name] = {"rng": value.bit_generator.state}
+        elif isinstance(value, np.ndarray) and value.dtype.kind in "biuf":
+            out[name] = {"array": torch.from_numpy(value.copy())}
+        elif isinstance(value, PLAIN) or (
+            isinstance(value, tuple) and all(isinstance(v, PLAIN) for v in value)
+        ):
+            out[name] = {"value": value}
+    return out
+
+
+def _restore_vars(obj: object, saved: dict[str, Any]) -> None:
+    for name, entry in saved.items():
+        if "rng" in entry:
+            rng = np.random.Generator(np.random.PCG64())
+            rng.bit_generator.state = entry["rng"]
+            setattr(obj, name, rng)
+        elif "array" in entry:
+            setattr(obj, name, entry["array"].numpy().copy())
+        else:
+            setattr(obj, name, entry["value"])
+
+
+def env_state(envs: gym.vector.VectorEnv) -> list | None:
+    """The state of every sub-env of an in-process vector env (None for async)."""
+    if not isinstance(envs, gym.vector.SyncVectorEnv):
+        return None
+    return [[_plain_vars(layer) for layer in _layers(env)] for env in envs.envs]
+
+
+def restore_env_state(envs: gym.vector.VectorEnv, saved: list) -> None:
+    for env, layers in zip(envs.envs, saved, strict=True):
+        for layer, values in zip(_layers(env), layers, strict=True):
+            _restore_vars(layer, values)
+
+
+# ---------------------------------------------------------------- run state
+
+
+def run_state(run: Run) -> dict[str, Any]:
+    """Everything of a run that a resume needs, as tensors and plain values."""
+    scaler = run.reward_scaler
+    return {
+        "format": FORMAT,
+        "run_id": run.run_id,
+        "config": run.config.to_dict(),
+        "agent": run.agent.state_dict(),
+        "optimizer": run.optimizer.state_dict(),
+        "generator": run.generator.get_state(),
+        "torch_rng": torch.get_rng_state(),
+        "reward_scaler": None if scaler is None else scaler.state_dict(),
+        "envs": env_state(run.envs),
+        "next_obs": run.next_obs,
+        "episode_return": run.episode_return,
+        "episode_length": run.episode_length,
+        "global_step": run.global_step,
+        "update": run.update,
+        "elapsed": run.elapsed,
+        "history": run.history,
+        "recent_returns": list(run.recent_returns),
+        "first_step_solved": run.first_step_solved,
+        "seconds_to_solve": run.seconds_to_solve,
+    }
+
+
+def restore_run_state(run: Run, state: dict[str, Any]) -> None:
+    """Put a freshly started run into the state saved in `state`."""
+    device = run.device
+    run.agent.load_state_dict(state["agent"])
+    run.optimizer.load_state_dict(state["optimizer"])
+    run.generator.set_state(state["generator"])
+    torch.set_rng_state(state["torch_rng"])
+    if run.reward_scaler is not None:
+        run.reward_scaler.load_state_dict(state["reward_scaler"])
+    if state["envs"] is not None and isinstance(run.envs, gym.vector.SyncVectorEnv):
+        restore_env_state(run.envs, state["envs"])
+        run.next_obs = state["next_obs"].to(device)
+        run.episode_return = state["episode_return"].to(device)
+        run.episode_length = state["episode_length"].to(device)
+    run.run_id = state["run_id"]
+    run.global_step = state["global_step"]
+    run.update = state["update"]
+    run.elapsed = state["elapsed"]
+    run.history = list(state["history"])
+    run.recent_returns = deque(
+        state["recent_returns"], maxlen=run.recent_returns.maxlen
+    )
+    run.first_step_solved = state["first_step_solved"]
+    run.seconds_to_solve = state["seconds_to_solve"]

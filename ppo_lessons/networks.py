@@ -1,0 +1,261 @@
+"""Lesson 05 (`05_actor_critic_networks.ipynb`): policies and value functions.
+
+A PPO agent is two functions of the observation: a policy π_θ(a|s), from which actions
+are sampled and whose log-probabilities and entropy enter the update, and a value
+function V_φ(s), the critic that GAE bootstraps from.
+
+    Discrete actions:  π(a|s) = softmax(logits(s))_a                  (Categorical)
+    Box actions:       π(a|s) = N(a; μ(s), diag(σ)²), σ = exp(log_std) (diagonal Gaussian)
+
+The log-probability and entropy are written out here (`gaussian_log_prob`,
+`categorical_entropy`) instead of calling `torch.distributions`: they are the lesson's
+equations, and skipping the distribution objects also saves time per step.
+
+Orthogonal initialization with gain √2 for hidden layers, 0.01 for the policy output
+and 1 for the value output follows Engstrom et al. (2020) and Andrychowicz et al.
+(2021); the small policy gain makes the first policy nearly uniform.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+import torch
+from torch import nn
+
+from ppo_lessons._validate import require_float_tensor, require_same_device
+from ppo_lessons.normalize import RunningMeanStd
+
+__all__ = [
+    "ActorCritic",
+    "categorical_entropy",
+    "categorical_log_prob",
+    "gaussian_entropy",
+    "gaussian_log_prob",
+    "layer_init",
+]
+
+LOG_2PI = math.log(2.0 * math.pi)
+ACTIVATIONS = {"tanh": nn.Tanh, "relu": nn.ReLU}
+
+
+def gaussian_log_prob(
+    actions: torch.Tensor, mean: torch.Tensor, log_std: torch.Tensor
+) -> torch.Tensor:
+    """Log-density of a diagonal Gaussian, summed over the action axis.
+
+        log N(a; μ, diag(σ)²) = Σ_a [ −½ ((a − μ)/σ)² − log σ − ½ log(2π) ],  σ = exp(log_std)
+
+    The dimensions are independent, so their log-densities add.
+
+    Args:
+        actions: [..., A] the actions a.
+        mean: [..., A] the means μ.
+        log_std: [A] (one σ per dimension, shared by the batch) or [..., A].
+
+    Returns:
+        [...] one log-probability per action vector (the batch shape of `mean`).
+    """
+    actions = require_float_tensor("actions", actions)
+    mean = require_float_tensor("mean", mean)
+    log_std = require_float_tensor("log_std", log_std)
+    require_same_device({"actions": actions, "mean": mean, "log_std": log_std})
+    if actions.shape != mean.shape or mean.dim() < 1:
+        raise ValueError(
+            f"actions has shape {list(actions.shape)} and mean has shape "
+            f"{list(mean.shape)}; both must be [..., A] with the same shape"
+        )
+    if log_std.dim() < 1 or log_std.shape[-1] != mean.shape[-1]:
+        raise ValueError(
+            f"log_std has shape {list(log_std.shape)}; it must be [A] or [..., A] "
+            f"with A = {mean.shape[-1]} (the last axis of mean)"
+        )
+    z = (actions - mean) * torch.exp(-log_std)  # (..., A) standardized actions
+    return (-0.5 * z.pow(2) - log_std - 0.5 * LOG_2PI).sum(-1)
+
+
+def gaussian_entropy(log_std: torch.Tensor) -> torch.Tensor:
+    """Entropy of a diagonal Gaussian, H = Σ_a [ log σ_a + ½ log(2πe) ].
+
+    Args:
+        log_std: [A] or [..., A].
+
+    Returns:
+        [] or [...] one entropy per distribution (it does not depend on the mean).
+    """
+    log_std = require_float_tensor("log_std", log_std)
+    return (log_std + 0.5 * (LOG_2PI + 1.0)).sum(-1)
+
+
+def categorical_entropy(logits: torch.Tensor) -> torch.Tensor:
+    """Entropy of a Categorical distribution given unnormalized logits.
+
+        p = softmax(logits),   H = −Σ_a p_a log p_a
+
+    log p comes from `log_softmax` (finite for any finite logits) and 0 · log 0 counts
+    as 0, so the result stays finite and correct at logits of ±1e4.
+
+    Args:
+        logits: [..., K] unnormalized log-probabilities of K actions.
+
+    Returns:
+        [...] one entropy per distribution (the last axis is summed out).
+    """
+    logits = require_float_tensor("logits", logits)
+    if logits.dim() < 1:
+        raise ValueError(
+            "logits must have at least one axis (the actions), got a scalar"
+        )
+    log_p = torch.log_softmax(logits, dim=-1)  # (..., K) finite log p_a
+    return -(log_p.exp() * log_p).sum(-1)
+
+
+def categorical_log_prob(logits: torch.Tensor, actions: torch.Tensor) -> torch.Tensor:
+    """log π(a|s) = log_softmax(logits)_a for integer actions.
+
+    Args:
+        logits: [..., K] unnormalized log-probabilities.
+        actions: [...] integer action indices in [0, K).
+
+    Returns:
+        [...] the log-probability of each action.
+    """
+    log_p = torch.log_softmax(logits, dim=-1)
+    return log_p.gather(-1, actions.long().unsqueeze(-1)).squeeze(-1)
+
+
+def layer_init(layer: nn.Linear, gain: float, ortho_init: bool = True) -> nn.Linear:
+    """Orthogonal weights scaled by `gain` and zero biases (when `ortho_init`); else
+    PyTorch's default initialization is kept."""
+    if ortho_init:
+        nn.init.orthogonal_(layer.weight, gain)
+        nn.init.zeros_(layer.bias)
+    return layer
+
+
+def mlp(
+    sizes: Sequence[int], activation: str, out_gain: float, ortho_init: bool
+) -> nn.Sequential:
+    """Linear layers of the given sizes with `activation` between them (and after the
+    last one only if `out_gain` is None, i.e. when this is a trunk)."""
+    layers: list[nn.Module] = []
+    for i, (n_in, n_out) in enumerate(zip(sizes[:-1], sizes[1:], strict=True)):
+        last = i == len(sizes) - 2
+        gain = out_gain if last else math.sqrt(2.0)
+        layers.append(layer_init(nn.Linear(n_in, n_out), gain, ortho_init))
+        if not last:
+            layers.append(ACTIVATIONS[activation]())
+    return nn.Sequential(*layers)
+
+
+class ActorCritic(nn.Module):
+    """Policy and value networks for Box observations and Discrete or Box actions.
+
+    `shared=False` (the default in the trainer) gives two separate MLPs; `shared=True`
+    one trunk with a policy head and a value head (then the value loss also shapes the
+    policy's features, so `vf_coef` matters more). Observation normalization lives in
+    the agent (`obs_rms`), so a saved agent carries its statistics; they change only
+    through `obs_rms.update`, which only the trainer calls.
+
+    Attributes:
+        discrete: True for a Categorical policy, False for a diagonal Gaussian.
+        action_dim: K actions (discrete) or A action dimensions (Box).
+        log_std: [A] state-independent log σ (Box actions only).
+    """
+
+    def __init__(
+        self,
+        obs_dim: int,
+        action_dim: int,
+        discrete: bool,
+        hidden_sizes: Sequence[int] = (64, 64),
+        activation: str = "tanh",
+        shared: bool = False,
+        ortho_init: bool = True,
+        init_log_std: float = 0.0,
+        norm_obs: bool = False,
+    ) -> None:
+        super().__init__()
+        self.discrete = discrete
+        self.action_dim = action_dim
+        self.shared = shared
+        hidden = list(hidden_sizes)
+        if shared:
+            trunk = mlp([obs_dim, *hidden], activation, math.sqrt(2.0), ortho_init)
+            trunk.append(ACTIVATIONS[activation]())  # features end in an activation
+            self.trunk = trunk
+            self.actor = layer_init(nn.Linear(hidden[-1], action_dim), 0.01, ortho_init)
+            self.critic = layer_init(nn.Linear(hidden[-1], 1), 1.0, ortho_init)
+        else:
+            self.trunk = nn.Identity()
+            self.actor = mlp(
+                [obs_dim, *hidden, action_dim], activation, 0.01, ortho_init
+            )
+            self.critic = mlp([obs_dim, *hidden, 1], activation, 1.0, ortho_init)
+        if not discrete:
+            self.log_std = nn.Parameter(torch.full((action_dim,), float(init_log_std)))
+        self.obs_rms = RunningMeanStd((obs_dim,)) if norm_obs else None
+
+    def normalize(self, obs: torch.Tensor) -> torch.Tensor:
+        """Observations standardized with the frozen running statistics (if any)."""
+        return obs if self.obs_rms is None else self.obs_rms.normalize(obs)
+
+    def value(self, obs: torch.Tensor) -> torch.Tensor:
+        """V(s): [M, *O] normalized observations -> [M] values."""
+        return self.critic(self.trunk(obs)).squeeze(-1)
+
+    def policy_and_value(self, obs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(policy output, V(s)) for [M, *O] normalized observations: the policy output
+        is [M, K] logits (discrete) or [M, A] means (Box); values are [M]."""
+        features = self.trunk(obs)
+        return self.actor(features), self.critic(features).squeeze(-1)
+
+    def log_prob_entropy(
+        self, policy_out: torch.Tensor, actions: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """(log π(a|s), H[π(·|s)]), each [M], for the policy output of `policy_and_value`."""
+        if self.discrete:
+            return categorical_log_prob(policy_out, actions), categorical_entropy(
+                policy_out
+            )
+        log_std = self.log_std.expand_as(policy_out)
+        return gaussian_log_prob(actions, policy_out, log_std), gaussian_entropy(
+            log_std
+        )
+
+    def sample(
+        self,
+        policy_out: torch.Tensor,
+        generator: torch.Generator | None = None,
+        deterministic: bool = False,
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """(actions, log π(a|s)): sampled, or the mode when `deterministic`.
+
+        Box actions are NOT clipped here: the log-probability must be that of the
+        sampled action; clipping to the action bounds happens only when the action
+        is sent to the environment.
+        """
+        if self.discrete:
+            if deterministic:
+                actions = policy_out.argmax(-1)
+            else:
+                probs = torch.softmax(policy_out, dim=-1)
+                actions = torch.multinomial(probs, 1, generator=generator).squeeze(-1)
+            return actions, categorical_log_prob(policy_out, actions)
+        actions = policy_out
+        if not deterministic:
+            noise = torch.randn(
+                policy_out.shape,
+                generator=generator,
+                device=policy_out.device,
+                dtype=policy_out.dtype,
+            )
+            actions = policy_out + self.log_std.exp() * noise
+        return actions, gaussian_log_prob(actions, policy_out, self.log_std)
+
+    @torch.no_grad()
+    def act(self, obs: torch.Tensor, deterministic: bool = True) -> torch.Tensor:
+        """Actions for [N, *O] raw observations (normalized with frozen statistics)."""
+        policy_out, _ = self.policy_and_value(self.normalize(obs))
+        return self.sample(policy_out, deterministic=deterministic)[0]

@@ -1,0 +1,69 @@
+"""Tuned settings for the classic-control tasks, with where each comes from.
+
+    from ppo_lessons.presets import preset
+    config = preset("Pendulum-v1", seed=3)
+
+Translated from rl-baselines3-zoo's `hyperparams/ppo.yml` (Raffin, 2020; SB3 names:
+n_envs -> num_envs, n_steps -> num_steps, n_epochs -> update_epochs, batch_size ->
+num_minibatches = n_envs * n_steps / batch_size, normalize -> norm_obs + norm_reward,
+a `lin_` learning rate -> anneal_lr). The zoo's Pendulum and MountainCarContinuous
+entries use gSDE, which this trainer does not have; their presets keep the other
+settings and a plain Gaussian policy, so they may need more steps than the zoo's.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ppo_lessons.trainer_config import PPOConfig
+
+__all__ = ["PRESETS", "SOURCES", "preset"]
+
+ZOO = "rl-baselines3-zoo hyperparams/ppo.yml"
+
+PRESETS: dict[str, dict[str, Any]] = {
+    # the trainer's defaults are this entry
+    "CartPole-v1": dict(
+        num_envs=8, num_steps=32, num_minibatches=1, update_epochs=20, gamma=0.98,
+        gae_lambda=0.8, ent_coef=0.0, learning_rate=1e-3, anneal_lr=True,
+        total_steps=100_000,
+    ),
+    "Acrobot-v1": dict(
+        num_envs=16, num_steps=256, num_minibatches=64, update_epochs=4, gamma=0.99,
+        gae_lambda=0.94, ent_coef=0.0, learning_rate=3e-4, anneal_lr=False,
+        norm_obs=True, norm_reward=True, total_steps=1_000_000,
+    ),
+    "MountainCar-v0": dict(
+        num_envs=16, num_steps=16, num_minibatches=4, update_epochs=4, gamma=0.99,
+        gae_lambda=0.98, ent_coef=0.0, learning_rate=3e-4, anneal_lr=False,
+        norm_obs=True, norm_reward=True, total_steps=1_000_000,
+    ),
+    "Pendulum-v1": dict(
+        num_envs=4, num_steps=1024, num_minibatches=64, update_epochs=10, gamma=0.9,
+        gae_lambda=0.95, ent_coef=0.0, learning_rate=1e-3, anneal_lr=False,
+        clip_coef=0.2, total_steps=200_000,
+    ),
+    "MountainCarContinuous-v0": dict(
+        num_envs=1, num_steps=8, num_minibatches=1, update_epochs=10, gamma=0.9999,
+        gae_lambda=0.9, ent_coef=0.00429, learning_rate=7.77e-5, anneal_lr=False,
+        clip_coef=0.1, max_grad_norm=5.0, vf_coef=0.19, init_log_std=-3.29,
+        ortho_init=False, norm_obs=True, norm_reward=True, total_steps=20_000,
+    ),
+}  # fmt: skip
+
+SOURCES: dict[str, str] = {
+    "CartPole-v1": ZOO,
+    "Acrobot-v1": ZOO,
+    "MountainCar-v0": ZOO,
+    "Pendulum-v1": ZOO + " (without gSDE)",
+    "MountainCarContinuous-v0": ZOO + " (without gSDE)",
+}
+
+
+def preset(env_id: str, **overrides: Any) -> PPOConfig:
+    """The tuned config for `env_id`, with `overrides` applied on top."""
+    if env_id not in PRESETS:
+        raise ValueError(
+            f"no preset for env_id {env_id!r}; presets exist for {', '.join(PRESETS)}"
+        )
+    return PPOConfig(env_id=env_id, **{**PRESETS[env_id], **overrides})

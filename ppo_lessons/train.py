@@ -1,0 +1,176 @@
+"""Command line: `python -m ppo_lessons.train --env-id CartPole-v1 --seed 1`.
+
+There is one flag per `PPOConfig` field, derived from the dataclass (its help text is
+the field's documentation), plus:
+
+    --preset ENV_ID     start from a tuned preset (ppo_lessons.presets)
+    --save PATH         write a checkpoint at the end (and every --checkpoint-every)
+    --resume PATH       continue a saved run exactly (its config; flags you give
+                        override it, e.g. a larger --total-steps)
+    --overwrite         allow replacing a checkpoint of a different run
+    --summary-json PATH write a JSON summary (returns, speed, time to solve, history)
+    --eval-episodes K   deterministic evaluation episodes after training (>= 10)
+    --tensorboard DIR   log the metrics to TensorBoard
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import math
+import sys
+import types
+import typing
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from ppo_lessons.checkpoint import load_checkpoint
+from ppo_lessons.presets import PRESETS, preset
+from ppo_lessons.trainer import PPOConfig, evaluate, train
+from ppo_lessons.trainer_config import field_help
+
+__all__ = ["build_parser", "config_from_args", "main", "summary"]
+
+
+def _parse_optional_float(text: str) -> float | None:
+    return None if text.lower() in ("none", "null", "off") else float(text)
+
+
+def _add_field(parser: argparse.ArgumentParser, field: dataclasses.Field) -> None:
+    """One flag for one config field, typed from its annotation."""
+    flag = "--" + field.name.replace("_", "-")
+    hint = typing.get_type_hints(PPOConfig)[field.name]
+    common: dict[str, Any] = {
+        "dest": field.name,
+        "default": argparse.SUPPRESS,  # so only flags the user gave are applied
+        "help": f"{field_help(field.name)} (default: {field.default})",
+    }
+    args = typing.get_args(hint)
+    if hint is bool:
+        parser.add_argument(flag, action=argparse.BooleanOptionalAction, **common)
+    elif typing.get_origin(hint) is tuple:
+        parser.add_argument(flag, type=int, nargs="+", metavar="N", **common)
+    elif typing.get_origin(hint) in (typing.Union, types.UnionType) and float in args:
+        parser.add_argument(
+            flag, type=_parse_optional_float, metavar="X|none", **common
+        )
+    else:
+        parser.add_argument(flag, type=hint, **common)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m ppo_lessons.train",
+        description="Train a PPO agent (the course's trainer).",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    config = parser.add_argument_group("PPOConfig fields")
+    for field in dataclasses.fields(PPOConfig):
+        _add_field(config, field)
+    run = parser.add_argument_group("run")
+    run.add_argument("--preset", choices=sorted(PRESETS), help="start from a preset")
+    run.add_argument("--save", type=Path, help="checkpoint path")
+    run.add_argument("--resume", type=Path, help="checkpoint to continue from")
+    run.add_argument(
+        "--overwrite", action="store_true", help="replace another run's checkpoint"
+    )
+    run.add_argument(
+        "--checkpoint-every",
+        type=int,
+        default=0,
+        help="updates between checkpoints (0: only at the end)",
+    )
+    run.add_argument("--summary-json", type=Path, help="write a JSON summary here")
+    run.add_argument(
+        "--eval-episodes",
+        type=int,
+        default=10,
+        help="evaluation episodes (>= 10 for the summary)",
+    )
+    run.add_argument("--tensorboard", type=Path, help="TensorBoard log directory")
+    run.add_argument("--no-progress", action="store_true", help="no progress bar")
+    return parser  # fmt: skip
+
+
+def config_from_args(args: argparse.Namespace) -> PPOConfig:
+    """Defaults, then the preset or the resumed run's config, then the flags given."""
+    names = {f.name for f in dataclasses.fields(PPOConfig)}
+    given = {k: v for k, v in vars(args).items() if k in names}
+    if "hidden_sizes" in given:
+        given["hidden_sizes"] = tuple(given["hidden_sizes"])
+    if args.resume is not None:
+        base = PPOConfig.from_dict(load_checkpoint(args.resume)["config"])
+        return base.replace(**given)
+    if args.preset is not None:
+        return preset(args.preset, **given)
+    return PPOConfig(**given)
+
+
+def summary(result: Any, eval_returns: Sequence[float]) -> dict[str, Any]:
+    """The --summary-json object (NaN written as null)."""
+    wall = result.wall_seconds
+    history = [{k: _json_number(v) for k, v in row.items()} for row in result.history]
+    return {
+        "env_id": result.config.env_id,
+        "config": result.config.to_dict(),
+        "total_steps": result.global_step,
+        "wall_seconds": wall,
+        "steps_per_second": result.global_step / wall if wall > 0 else None,
+        "eval_episodes": len(eval_returns),
+        "eval_return_mean": float(sum(eval_returns) / len(eval_returns)),
+        "eval_return_std": float(_std(eval_returns)),
+        "first_step_solved": result.first_step_solved,
+        "seconds_to_solve": result.seconds_to_solve,
+        "history": history,
+    }
+
+
+def _std(values: Sequence[float]) -> float:
+    mean = sum(values) / len(values)
+    return math.sqrt(sum((v - mean) ** 2 for v in values) / len(values))
+
+
+def _json_number(value: Any) -> Any:
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        config = config_from_args(args)
+    except ValueError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    print(
+        f"training {config.env_id} for {config.total_steps} steps (seed {config.seed})"
+    )
+    result = train(
+        config,
+        resume_from=args.resume,
+        save_path=args.save,
+        checkpoint_every=args.checkpoint_every,
+        overwrite=args.overwrite,
+        progress=not args.no_progress,
+        tensorboard_dir=args.tensorboard,
+    )
+    returns = evaluate(result.agent, config.env_id, episodes=max(args.eval_episodes, 1))
+    print(
+        f"done: {result.global_step} steps in {result.wall_seconds:.1f} s "
+        f"({result.global_step / max(result.wall_seconds, 1e-9):.0f} steps/s); "
+        f"eval return {returns.mean():.1f} ± {returns.std():.1f} over {len(returns)} "
+        f"episodes; solved at step {result.first_step_solved}"
+    )
+    if args.summary_json is not None:
+        args.summary_json.parent.mkdir(parents=True, exist_ok=True)
+        args.summary_json.write_text(
+            json.dumps(summary(result, returns.tolist()), indent=1)
+        )
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

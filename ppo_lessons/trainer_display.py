@@ -1,0 +1,126 @@
+"""What the trainer shows while it runs: a progress bar, a live plot for notebooks,
+and an inline animation of an episode.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import gymnasium as gym
+import torch
+
+__all__ = ["LivePlot", "animate_episode", "progress_bar"]
+
+
+class _NoBar:
+    """Stands in for tqdm when the progress bar is off."""
+
+    n = 0
+
+    def update(self, n: int) -> None:
+        self.n += n
+
+    def set_postfix(self, **_: Any) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+
+def progress_bar(total: int, initial: int, enabled: bool) -> Any:
+    """A tqdm bar counting environment steps (tqdm.auto: a widget in notebooks)."""
+    if not enabled:
+        bar = _NoBar()
+        bar.n = initial
+        return bar
+    from tqdm.auto import tqdm
+
+    return tqdm(total=total, initial=initial, unit="step", dynamic_ncols=True)
+
+
+class LivePlot:
+    """A callback for `train` that redraws return, losses and KL every `every`
+    updates in a notebook:
+
+        train(config, callback=LivePlot())
+    """
+
+    PANELS = (
+        ("episodic_return", "episodic return"),
+        ("value_loss", "value loss"),
+        ("entropy", "policy entropy (nats)"),
+        ("approx_kl", "approx KL (old ‖ new)"),
+    )
+
+    def __init__(self, every: int = 10) -> None:
+        self.every = every
+        self.handle = None  # the notebook output being updated in place
+        self.draws = 0
+
+    def __call__(self, row: dict, history: list[dict]) -> None:
+        if row["update"] % self.every:
+            return
+        import matplotlib.pyplot as plt
+        from IPython.display import display
+
+        fig, axes = plt.subplots(1, len(self.PANELS), figsize=(14, 3))
+        steps = [r["step"] for r in history]
+        for ax, (key, label) in zip(axes, self.PANELS, strict=True):
+            values = [r.get(key, math.nan) for r in history]
+            ax.plot(steps, values, label="seed run")
+            ax.set_xlabel("environment steps")
+            ax.set_title(label)
+        fig.tight_layout()
+        self.draws += 1
+        if self.handle is None:
+            self.handle = display(fig, display_id=True)  # None outside a notebook
+        else:
+            self.handle.update(fig)
+        plt.close(fig)
+
+
+@torch.no_grad()
+def animate_episode(
+    agent: Any,
+    env_id: str,
+    seed: int = 0,
+    max_steps: int = 500,
+    deterministic: bool = True,
+    interval_ms: int = 30,
+) -> Any:
+    """An IPython HTML animation of one episode of `agent`, from rgb_array frames.
+
+    Returns `IPython.display.HTML` (display it as a cell's last expression).
+    """
+    import matplotlib.pyplot as plt
+    from IPython.display import HTML
+    from matplotlib import animation
+
+    from ppo_lessons.trainer import actions_to_env, obs_to_tensor
+
+    env = gym.make(env_id, render_mode="rgb_array")
+    device = next(agent.parameters()).device
+    obs, _ = env.reset(seed=seed)
+    frames = [env.render()]
+    for _ in range(max_steps):
+        action = agent.act(obs_to_tensor(obs[None], device), deterministic)
+        obs, _, terminated, truncated, _ = env.step(
+            actions_to_env(action, env.action_space)[0]
+        )
+        frames.append(env.render())
+        if terminated or truncated:
+            break
+    env.close()
+    fig, ax = plt.subplots(figsize=(4, 3))
+    ax.axis("off")
+    image = ax.imshow(frames[0])
+
+    def draw(i: int) -> list:
+        image.set_data(frames[i])
+        return [image]
+
+    anim = animation.FuncAnimation(fig, draw, frames=len(frames), interval=interval_ms)
+    html = HTML(anim.to_jshtml())
+    plt.close(fig)
+    return html
