@@ -123,6 +123,7 @@ def summary(result: Any, eval_returns: Sequence[float]) -> dict[str, Any]:
         "eval_return_std": float(_std(eval_returns)),
         "first_step_solved": result.first_step_solved,
         "seconds_to_solve": result.seconds_to_solve,
+        "diagnosis": [finding.as_dict() for finding in result.diagnosis],
         "history": history,
     }
 
@@ -164,6 +165,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         f"eval return {returns.mean():.1f} ± {returns.std():.1f} over {len(returns)} "
         f"episodes; solved at step {result.first_step_solved}"
     )
+    for finding in result.diagnosis:
+        print(f"doctor: {finding}")
     if args.summary_json is not None:
         args.summary_json.parent.mkdir(parents=True, exist_ok=True)
         args.summary_json.write_text(

@@ -42,6 +42,7 @@ from ppo_lessons.checkpoint import (
     save_checkpoint,
 )
 from ppo_lessons.clipping import clipped_surrogate_objective
+from ppo_lessons.doctor import Finding, diagnose
 from ppo_lessons.envs import assert_autoreset_mode, final_observations, make_vector_env
 from ppo_lessons.gae import compute_gae as reference_compute_gae
 from ppo_lessons.losses import value_loss as reference_value_loss
@@ -91,6 +92,7 @@ class TrainResult:
     wall_seconds: float
     first_step_solved: int | None
     seconds_to_solve: float | None
+    diagnosis: list[Finding] = field(default_factory=list)  # `diagnose(history)`
 
 
 # ---------------------------------------------------------------- envs and spaces
@@ -497,6 +499,7 @@ def train(
         wall_seconds=run.elapsed,
         first_step_solved=run.first_step_solved,
         seconds_to_solve=run.seconds_to_solve,
+        diagnosis=diagnose(run.history),
     )
 
 
