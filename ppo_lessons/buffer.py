@@ -52,6 +52,9 @@ class RolloutBuffer:
         self.log_probs = torch.zeros((T, N), device=device)  # (T, N) log π_old(a_t|s_t)
         self.rewards = torch.zeros((T, N), device=device)  # (T, N) r_t (scaled if on)
         self.values = torch.zeros((T, N), device=device)  # (T, N) V(s_t)
+        # (T, N, *O) normalized observation reached by step t (the true final one
+        # where an episode ended), valued in one batch into next_values
+        self.reached_obs = torch.zeros((T, N, *obs_shape), device=device)
         self.next_values = torch.zeros((T, N), device=device)  # (T, N) V(s_{t+1})
         self.terminated = torch.zeros((T, N), dtype=torch.bool, device=device)
         self.truncated = torch.zeros((T, N), dtype=torch.bool, device=device)

@@ -11,7 +11,8 @@ optimizer, the random-number generators, the reward-scaling statistics, the step
 counters and history, and the environments' own state (physics state, time-limit
 counters, their random generators), so that a resumed run continues as if it had
 never stopped. The env state is captured generically from the plain attributes of
-each wrapper layer; this works for in-process (`SyncVectorEnv`) envs. Async envs
+each wrapper layer; this works for in-process (`SyncVectorEnv`) envs and for the
+batched tensor envs of `ppo_lessons.torch_envs`. Async envs
 live in subprocesses: a resumed async run starts fresh episodes instead.
 """
 
@@ -27,6 +28,8 @@ from typing import TYPE_CHECKING, Any
 import gymnasium as gym
 import numpy as np
 import torch
+
+from ppo_lessons.torch_envs import TorchVectorEnv
 
 if TYPE_CHECKING:
     from ppo_lessons.trainer import Run
@@ -130,14 +133,20 @@ def _restore_vars(obj: object, saved: dict[str, Any]) -> None:
             setattr(obj, name, entry["value"])
 
 
-def env_state(envs: gym.vector.VectorEnv) -> list | None:
-    """The state of every sub-env of an in-process vector env (None for async)."""
+def env_state(envs: gym.vector.VectorEnv) -> list | dict | None:
+    """The state of every sub-env of an in-process vector env, or of a batched
+    tensor env (None for async)."""
+    if isinstance(envs, TorchVectorEnv):
+        return envs.env_state()
     if not isinstance(envs, gym.vector.SyncVectorEnv):
         return None
     return [[_plain_vars(layer) for layer in _layers(env)] for env in envs.envs]
 
 
-def restore_env_state(envs: gym.vector.VectorEnv, saved: list) -> None:
+def restore_env_state(envs: gym.vector.VectorEnv, saved: list | dict) -> None:
+    if isinstance(envs, TorchVectorEnv):
+        envs.load_env_state(saved)
+        return
     for env, layers in zip(envs.envs, saved, strict=True):
         for layer, values in zip(_layers(env), layers, strict=True):
             _restore_vars(layer, values)
@@ -181,7 +190,7 @@ def restore_run_state(run: Run, state: dict[str, Any]) -> None:
     torch.set_rng_state(state["torch_rng"])
     if run.reward_scaler is not None:
         run.reward_scaler.load_state_dict(state["reward_scaler"])
-    if state["envs"] is not None and isinstance(run.envs, gym.vector.SyncVectorEnv):
+    if state["envs"] is not None:
         restore_env_state(run.envs, state["envs"])
         run.next_obs = state["next_obs"].to(device)
         run.episode_return = state["episode_return"].to(device)

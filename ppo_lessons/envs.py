@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import gymnasium as gym
 import numpy as np
+import torch
 from gymnasium.vector import AutoresetMode
 
 __all__ = [
@@ -75,20 +76,28 @@ def assert_autoreset_mode(envs: gym.vector.VectorEnv) -> None:
 
 
 def final_observations(
-    next_obs: np.ndarray, terminated: np.ndarray, truncated: np.ndarray, info: dict
-) -> np.ndarray:
+    next_obs: np.ndarray | torch.Tensor,
+    terminated: np.ndarray | torch.Tensor,
+    truncated: np.ndarray | torch.Tensor,
+    info: dict,
+) -> np.ndarray | torch.Tensor:
     """The observation each env actually reached: the episode's final observation where
     an episode just ended (SAME_STEP autoreset puts it in `info["final_obs"]`), else
     `next_obs`.
 
     Args:
-        next_obs: [N, *O] observations returned by `step` (reset ones where episodes ended).
+        next_obs: [N, *O] observations returned by `step` (reset ones where episodes
+            ended): a NumPy array, or a tensor from a batched tensor env
+            (`ppo_lessons.torch_envs`), whose `final_obs` is a full [N, *O] tensor.
         terminated, truncated: [N] episode-end flags of this step.
         info: the info dict returned by `step`.
 
     Returns:
-        [N, *O] a new array; `next_obs` is not modified.
+        [N, *O] a new array (or tensor); `next_obs` is not modified.
     """
+    if isinstance(next_obs, torch.Tensor):  # no host sync: select on the device
+        ended = (terminated | truncated).reshape(-1, *([1] * (next_obs.dim() - 1)))
+        return torch.where(ended, info["final_obs"], next_obs)
     reached = np.array(next_obs, copy=True)
     ended = np.logical_or(terminated, truncated)
     if ended.any():

@@ -1,21 +1,29 @@
-"""The first code cell of every lesson: `from ppo_lessons.notebook import setup; setup()`.
+"""Helpers for the lesson notebooks themselves.
 
-It fixes the seeds, makes matplotlib figures readable on a static page, and keeps
-PyTorch to one thread under the test command (`ppo_lessons.quick_mode()`), where
-several notebooks run in parallel on a small machine and would otherwise fight over
-the cores.
+`setup()` is the first code cell of every lesson: it fixes the seeds, makes
+matplotlib figures readable on a static page, and keeps PyTorch to one thread under
+the test command (`ppo_lessons.quick_mode()`), where several notebooks run in parallel
+on a small machine and would otherwise fight over the cores.
+
+`load_exercise(notebook, function)` brings a function the student wrote in an earlier
+lesson's notebook into a later one (lesson 07 trains with the student's own
+`compute_gae` and `clipped_surrogate_objective`).
 """
 
 from __future__ import annotations
 
+import contextlib
+import importlib
 import random
+from collections.abc import Callable
+from pathlib import Path
 
 import numpy as np
 import torch
 
 from ppo_lessons import quick_mode
 
-__all__ = ["setup"]
+__all__ = ["load_exercise", "setup"]
 
 
 def setup(seed: int = 0) -> None:
@@ -43,3 +51,75 @@ def setup(seed: int = 0) -> None:
         }
     )
     print(f"seed {seed}; quick mode {'on' if quick_mode() else 'off'}")
+
+
+def load_exercise(notebook: str | Path, function: str) -> Callable:
+    """Your solution of an exercise, read from your saved lesson notebook and checked;
+    the reference version when it is missing, unfinished or wrong.
+
+    The exercise cell (first line `# Exercise 4.1: compute_gae`) is cut out of
+    `notebook` the way the grader does it (`ppo_lessons.grading.notebooks`), run after
+    the notebook's import lines in a namespace of its own, and its function is passed
+    to the exercise's check (`ppo_lessons.checks`). Nothing else of the notebook runs.
+    What happened is printed in one or two lines; this never raises for a problem of
+    the notebook or the function: the lesson goes on with the reference.
+
+    Args:
+        notebook: the saved lesson notebook, e.g. Path("04_gae.ipynb") (the notebook
+            on disk: save it first, unsaved edits in JupyterLab are not seen).
+        function: the exercise's function name, e.g. "compute_gae".
+
+    Returns:
+        Your function if it passes its check, otherwise the reference from the package.
+    """
+    from ppo_lessons import checks
+    from ppo_lessons.exercises import EXERCISES
+    from ppo_lessons.grading.notebooks import exercise_cell, read_notebook
+
+    by_name = {ex.function: ex for ex in EXERCISES}
+    if function not in by_name:
+        raise ValueError(
+            f"function {function!r} is not an exercise of the course; exercises: "
+            f"{', '.join(by_name)}"
+        )
+    exercise = by_name[function]
+    reference = getattr(importlib.import_module(exercise.module), function)
+    fallback = f"using the reference {exercise.module}.{function} instead."
+    path = Path(notebook)
+    if not path.is_file():
+        print(f"no notebook at {path}: {fallback}")
+        return reference
+    nb = read_notebook(path, student="you")
+    source, why = (None, nb.problem) if nb.problem else exercise_cell(nb, exercise)
+    if source is None:
+        print(f"{why}\n{fallback}")
+        return reference
+    namespace: dict = {"__name__": f"exercise_{exercise.number.replace('.', '_')}"}
+    for line in nb.imports:
+        with contextlib.suppress(Exception):  # an import that fails here is not fatal
+            exec(compile(line, f"<{path.name} imports>", "exec"), namespace)
+    try:
+        exec(
+            compile(source, f"<{path.name}: Exercise {exercise.number}>", "exec"),
+            namespace,
+        )
+    except Exception as error:
+        print(
+            f"running the cell of Exercise {exercise.number} in {path.name} raised "
+            f"{type(error).__name__}: {error}\n{fallback}"
+        )
+        return reference
+    yours = namespace.get(function)
+    if not callable(yours):
+        print(f"{function} in {path.name} is not a function: {fallback}")
+        return reference
+    try:
+        correct = getattr(checks, exercise.check_name)(yours)
+    except AssertionError as error:
+        print(f"your {function} from {path.name} fails its check:\n{error}\n{fallback}")
+        return reference
+    if not correct:
+        print(fallback)
+        return reference
+    print(f"using your {function} from {path.name} (Exercise {exercise.number}).")
+    return yours

@@ -13,7 +13,7 @@ import numpy as np
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
-__all__ = ["mean_and_band", "plot_band", "plot_seeds", "show_frames"]
+__all__ = ["history_curves", "mean_and_band", "plot_band", "plot_seeds", "show_frames"]
 
 
 def mean_and_band(
@@ -50,15 +50,39 @@ def plot_band(
 ) -> None:
     """Draw the mean over seeds of `runs` [S, X] against `x` [X] with a shaded band.
 
-    The legend entry says how many seeds and what the band is.
+    The legend entry says how many seeds and what the band is (one run has no band).
     """
     values = np.asarray(runs, dtype=float)
     mean, low, high = mean_and_band(values, band)
     what = "± 1 std" if band == "std" else "min-max"
-    (line,) = ax.plot(
-        x, mean, label=f"{label} ({len(values)} seeds, {what})", color=color
-    )
+    seeds = "1 seed" if len(values) == 1 else f"{len(values)} seeds, {what}"
+    (line,) = ax.plot(x, mean, label=f"{label} ({seeds})", color=color)
     ax.fill_between(x, low, high, alpha=0.2, color=line.get_color())
+
+
+def history_curves(histories: Sequence[Sequence[Mapping]], key: str) -> np.ndarray:
+    """One metric of several training runs as an array [S, U] for `plot_seeds`.
+
+    Args:
+        histories: S runs' histories (`TrainResult.history`), each U rows of the same
+            length (the same config, other seeds).
+        key: a history column, e.g. "episodic_return".
+
+    Returns:
+        [S, U] floats. The episodic return is nan for an update in which no episode
+        ended; a nan takes the run's last value before it (leading nans stay nan).
+    """
+    lengths = {len(history) for history in histories}
+    if len(lengths) != 1:
+        raise ValueError(
+            f"histories must all have the same number of updates, got {sorted(lengths)}"
+        )
+    out = np.array(
+        [[row[key] for row in history] for history in histories], dtype=float
+    )
+    for u in range(1, out.shape[1]):
+        out[:, u] = np.where(np.isnan(out[:, u]), out[:, u - 1], out[:, u])
+    return out
 
 
 def plot_seeds(

@@ -17,7 +17,7 @@ from typing import Any
 
 from ppo_lessons.trainer_config import PPOConfig
 
-__all__ = ["PRESETS", "SOURCES", "preset"]
+__all__ = ["FAST_PRESETS", "PRESETS", "SOURCES", "THROUGHPUT", "preset"]
 
 ZOO = "rl-baselines3-zoo hyperparams/ppo.yml"
 
@@ -60,10 +60,39 @@ SOURCES: dict[str, str] = {
 }
 
 
-def preset(env_id: str, **overrides: Any) -> PPOConfig:
-    """The tuned config for `env_id`, with `overrides` applied on top."""
+# Settings for the batched tensor envs (`env_backend="torch"`), tuned here for wall
+# time on a 2-core CPU rather than for samples: many envs, short rollouts, a small
+# network and few epochs, so one update is a few large tensor operations. Measured
+# with bench/bench_end_to_end.py (numbers in the README). The CLI starts from these
+# when given `--env-backend torch` without `--preset`.
+FAST_PRESETS: dict[str, dict[str, Any]] = {
+    "CartPole-v1": dict(
+        env_backend="torch", num_envs=128, num_steps=8, num_minibatches=4,
+        update_epochs=4, gamma=0.98, gae_lambda=0.8, learning_rate=3e-3,
+        anneal_lr=True, hidden_sizes=(32, 32), total_steps=100_000,
+    ),
+}  # fmt: skip
+
+# Overrides for raw speed on a batched env: thousands of envs and one or two large
+# gradient steps per rollout. It maximizes steps per second, not learning per step
+# (a run needs several times more steps to solve than with FAST_PRESETS).
+THROUGHPUT: dict[str, Any] = dict(
+    num_envs=4096, num_steps=16, update_epochs=2, num_minibatches=4,
+    total_steps=2_000_000,
+)  # fmt: skip
+
+
+def preset(env_id: str, env_backend: str = "gymnasium", **overrides: Any) -> PPOConfig:
+    """The tuned config for `env_id`, with `overrides` applied on top.
+
+    With `env_backend="torch"`, the fast settings for the batched env when there are
+    some (`FAST_PRESETS`), else the usual preset run on the batched env.
+    """
+    if env_backend == "torch" and env_id in FAST_PRESETS:
+        return PPOConfig(env_id=env_id, **{**FAST_PRESETS[env_id], **overrides})
     if env_id not in PRESETS:
         raise ValueError(
             f"no preset for env_id {env_id!r}; presets exist for {', '.join(PRESETS)}"
         )
-    return PPOConfig(env_id=env_id, **{**PRESETS[env_id], **overrides})
+    values = {**PRESETS[env_id], "env_backend": env_backend, **overrides}
+    return PPOConfig(env_id=env_id, **values)

@@ -203,6 +203,22 @@ class TorchVectorEnv(gym.vector.VectorEnv):
         self.current_return = torch.zeros_like(self.current_return)
         return self._observe(self.state)
 
+    def env_state(self) -> dict[str, torch.Tensor]:
+        """Everything that decides the future of these envs (for a checkpoint):
+        physical states, step counters, running returns and the generator's state."""
+        return {
+            "state": self.state.clone(),
+            "elapsed_steps": self.elapsed_steps.clone(),
+            "current_return": self.current_return.clone(),
+            "generator": self._generator.get_state(),
+        }
+
+    def load_env_state(self, saved: dict[str, torch.Tensor]) -> None:
+        """Restore what `env_state` returned (a resumed run continues exactly)."""
+        self.set_state(saved["state"], saved["elapsed_steps"])
+        self.current_return = saved["current_return"].to(self.device).clone()
+        self._generator.set_state(saved["generator"])
+
     def _check_actions(self, actions: torch.Tensor) -> torch.Tensor:
         if not isinstance(actions, torch.Tensor):
             actions = torch.as_tensor(np.asarray(actions), device=self.device)

@@ -4,6 +4,8 @@ There is one flag per `PPOConfig` field, derived from the dataclass (its help te
 the field's documentation), plus:
 
     --preset ENV_ID     start from a tuned preset (ppo_lessons.presets)
+    --env-backend torch without --preset starts from the batched env's fast settings
+                        (ppo_lessons.presets.FAST_PRESETS) where there are some
     --save PATH         write a checkpoint at the end (and every --checkpoint-every)
     --resume PATH       continue a saved run exactly (its config; flags you give
                         override it, e.g. a larger --total-steps)
@@ -27,7 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from ppo_lessons.checkpoint import load_checkpoint
-from ppo_lessons.presets import PRESETS, preset
+from ppo_lessons.presets import FAST_PRESETS, PRESETS, preset
 from ppo_lessons.trainer import PPOConfig, evaluate, train
 from ppo_lessons.trainer_config import field_help
 
@@ -104,7 +106,15 @@ def config_from_args(args: argparse.Namespace) -> PPOConfig:
         base = PPOConfig.from_dict(load_checkpoint(args.resume)["config"])
         return base.replace(**given)
     if args.preset is not None:
+        if given.pop("env_id", args.preset) != args.preset:
+            raise ValueError(
+                f"--preset {args.preset} sets the env id; drop --env-id or make it "
+                f"{args.preset}"
+            )
         return preset(args.preset, **given)
+    env_id = given.get("env_id", "CartPole-v1")
+    if given.get("env_backend") == "torch" and env_id in FAST_PRESETS:
+        return preset(**given)  # the batched env's fast settings
     return PPOConfig(**given)
 
 

@@ -48,6 +48,7 @@ from ppo_lessons.gae import compute_gae as reference_compute_gae
 from ppo_lessons.losses import value_loss as reference_value_loss
 from ppo_lessons.networks import ActorCritic
 from ppo_lessons.normalize import RewardScaler
+from ppo_lessons.torch_envs import TorchVectorEnv, make_torch_vector_env
 from ppo_lessons.trainer_config import PPOConfig
 from ppo_lessons.trainer_display import LivePlot, animate_episode, progress_bar
 from ppo_lessons.update import UpdateSettings, explained_variance, ppo_update
@@ -99,10 +100,14 @@ class TrainResult:
 
 
 def make_envs(config: PPOConfig, num_envs: int | None = None) -> gym.vector.VectorEnv:
-    """The vector env of a run (the one place the env backend is chosen)."""
-    return make_vector_env(
-        config.env_id, num_envs or config.num_envs, asynchronous=config.async_envs
-    )
+    """The vector env of a run (the one place the env backend is chosen): Gymnasium's
+    vector env, or with `env_backend="torch"` the batched tensor env on the run's
+    device (`ppo_lessons.torch_envs`), whose inputs and outputs are tensors."""
+    N = num_envs or config.num_envs
+    if config.env_backend == "torch":
+        device = resolve_device(config.device)
+        return make_torch_vector_env(config.env_id, N, seed=config.seed, device=device)
+    return make_vector_env(config.env_id, N, asynchronous=config.async_envs)
 
 
 def check_spaces(observation_space: gym.Space, action_space: gym.Space) -> None:
@@ -131,9 +136,14 @@ def obs_to_tensor(obs: Any, device: torch.device) -> torch.Tensor:
     return torch.as_tensor(obs, dtype=torch.float32).to(device, non_blocking=True)
 
 
-def actions_to_env(actions: torch.Tensor, action_space: gym.Space) -> np.ndarray:
+def actions_to_env(actions: torch.Tensor, envs: gym.Env | gym.vector.VectorEnv) -> Any:
     """Policy actions as the env wants them. Box actions are clipped to the bounds
-    here and only here: the buffer keeps the sampled action and its log-prob."""
+    here and only here: the buffer keeps the sampled action and its log-prob. A
+    batched tensor env takes the tensor as it is (it clips Box actions itself, as
+    Gymnasium's envs do), so nothing leaves the device."""
+    if isinstance(envs, TorchVectorEnv):
+        return actions
+    action_space = getattr(envs, "single_action_space", envs.action_space)
     actions = actions.cpu().numpy()
     if isinstance(action_space, gym.spaces.Box):
         return np.clip(actions, action_space.low, action_space.high).astype(
@@ -241,38 +251,36 @@ def collect_rollout(run: Run, buffer: RolloutBuffer) -> None:
     """Step the envs `num_steps` times with the current policy, filling `buffer`.
 
     Observation statistics are updated here (and only here). `next_values[t]` is
-    V(final observation) for an env whose episode ended at step t (SAME_STEP autoreset
-    puts it in info["final_obs"]), so a truncation bootstraps (Pardo et al., 2018).
+    V(s_{t+1}) of the observation each env actually reached at step t: where an
+    episode ended, its true final observation (SAME_STEP autoreset puts it in
+    info["final_obs"]), so a truncation bootstraps (Pardo et al., 2018). The reached
+    observations are stored and valued in one batch after the loop, so no step needs
+    to ask the host whether an episode ended: with a batched tensor env the whole
+    rollout stays on the device.
     """
     agent, envs = run.agent, run.envs
     assert_autoreset_mode(envs)
-    bootstrapped = []  # rows t whose next_values were filled at step t
     for t in range(buffer.num_steps):
         obs = agent.normalize(run.next_obs)  # (N, *O)
         policy_out, values = agent.policy_and_value(obs)
         actions, log_probs = agent.sample(policy_out, run.generator)
         buffer.obs[t], buffer.actions[t] = obs, actions
         buffer.log_probs[t], buffer.values[t] = log_probs, values
-        step = envs.step(actions_to_env(actions, envs.single_action_space))
-        next_obs, rewards, terminated, truncated, info = step
+        next_obs, rewards, terminated, truncated, info = envs.step(
+            actions_to_env(actions, envs)
+        )
         run.next_obs = obs_to_tensor(next_obs, run.device)
         if agent.obs_rms is not None:
-            agent.obs_rms.update(run.next_obs)
+            agent.obs_rms.update(run.next_obs)  # what the policy sees (as SB3)
+        reached = obs_to_tensor(
+            final_observations(next_obs, terminated, truncated, info), run.device
+        )  # (N, *O) the observation step t led to
+        buffer.reached_obs[t] = agent.normalize(reached)
         record_step(run, buffer, t, rewards, terminated, truncated)
-        if np.any(terminated) or np.any(truncated):
-            reached = final_observations(next_obs, terminated, truncated, info)
-            reached = agent.normalize(obs_to_tensor(reached, run.device))
-            buffer.next_values[t] = agent.value(reached)
-            bootstrapped.append(t)
         run.global_step += envs.num_envs
-    # where no episode ended, the reached observation is where step t + 1 starts
-    last_values = agent.value(agent.normalize(run.next_obs))
-    shifted = torch.cat([buffer.values[1:], last_values[None]])  # (T, N) V(s_{t+1})
-    keep = torch.zeros(buffer.num_steps, dtype=torch.bool)
-    keep[bootstrapped] = True
-    buffer.next_values.copy_(
-        torch.where(keep.to(run.device)[:, None], buffer.next_values, shifted)
-    )
+    T, N = buffer.num_steps, buffer.num_envs
+    flat = buffer.reached_obs.reshape(T * N, *buffer.reached_obs.shape[2:])
+    buffer.next_values.copy_(agent.value(flat).reshape(T, N))
 
 
 def record_step(
@@ -576,7 +584,7 @@ def evaluate(
     running = np.ones(episodes, dtype=bool)
     while running.any():
         actions = agent.act(obs_to_tensor(obs, device), deterministic)
-        step = envs.step(actions_to_env(actions, envs.single_action_space))
+        step = envs.step(actions_to_env(actions, envs))
         obs, rewards, terminated, truncated, _ = step
         totals += np.where(running, rewards, 0.0)
         running &= ~(terminated | truncated)

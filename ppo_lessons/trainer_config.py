@@ -21,6 +21,8 @@ from typing import Any
 
 import gymnasium as gym
 
+from ppo_lessons.torch_envs import TORCH_ENV_IDS
+
 __all__ = ["PPOConfig", "field_help"]
 
 
@@ -94,6 +96,8 @@ def _registered(env_id: object) -> bool:
     return True
 
 
+ENV_BACKENDS = ("gymnasium", "torch")
+
 ENV_ID = Rule(_registered, "a registered Gymnasium id such as 'CartPole-v1'")
 
 
@@ -124,7 +128,10 @@ class PPOConfig:
         "Seed of the network init, the action sampling, minibatch order and the envs.",
     )
     num_envs: int = setting(
-        8, integer(1, 4096), "N parallel environments (1-64 with Gymnasium envs)."
+        8,
+        integer(1, 65_536),
+        "N parallel environments (1-64 with Gymnasium envs; 64-65536 with the "
+        "torch backend).",
     )
     num_steps: int = setting(
         32,
@@ -135,6 +142,14 @@ class PPOConfig:
         False,
         BOOL,
         "Step the envs in subprocesses (AsyncVectorEnv) instead of in-process.",
+    )
+    env_backend: str = setting(
+        "gymnasium",
+        choice(*ENV_BACKENDS),
+        "'gymnasium': Gymnasium's vector env (any registered id); 'torch': the "
+        "batched tensor env of ppo_lessons.torch_envs on the run's device, so the "
+        "rollout never leaves it (CartPole-v1, Acrobot-v1, Pendulum-v1, "
+        "MountainCarContinuous-v0).",
     )
     # ---- optimization
     learning_rate: float = setting(
@@ -246,7 +261,23 @@ class PPOConfig:
                     f"PPOConfig.{f.name} = {value!r} is not allowed: it must be "
                     f"{rule.allowed} ({f.metadata['doc']})"
                 )
+        self._check_backend()
         self._check_sizes()
+
+    def _check_backend(self) -> None:
+        if self.env_backend != "torch":
+            return
+        if self.env_id not in TORCH_ENV_IDS:
+            raise ValueError(
+                f"PPOConfig.env_id = {self.env_id!r} has no batched version for "
+                f"env_backend='torch'; choose one of {', '.join(TORCH_ENV_IDS)}, or "
+                "env_backend='gymnasium'"
+            )
+        if self.async_envs:
+            raise ValueError(
+                "PPOConfig.async_envs = True is not allowed with env_backend='torch' "
+                "(the batched env steps all envs in one call); set async_envs=False"
+            )
 
     def _check_sizes(self) -> None:
         if self.batch_size % self.num_minibatches:

@@ -105,9 +105,7 @@ def animate_episode(
     frames = [env.render()]
     for _ in range(max_steps):
         action = agent.act(obs_to_tensor(obs[None], device), deterministic)
-        obs, _, terminated, truncated, _ = env.step(
-            actions_to_env(action, env.action_space)[0]
-        )
+        obs, _, terminated, truncated, _ = env.step(actions_to_env(action, env)[0])
         frames.append(env.render())
         if terminated or truncated:
             break

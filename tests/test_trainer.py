@@ -66,6 +66,7 @@ BAD_VALUES = {
     "num_envs": 0,
     "num_steps": 1.5,
     "async_envs": "yes",
+    "env_backend": "jax",
     "learning_rate": 0.0,
     "anneal_lr": 1,
     "adam_eps": -1e-5,
