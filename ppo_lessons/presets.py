@@ -67,9 +67,9 @@ SOURCES: dict[str, str] = {
 # when given `--env-backend torch` without `--preset`.
 FAST_PRESETS: dict[str, dict[str, Any]] = {
     "CartPole-v1": dict(
-        env_backend="torch", num_envs=128, num_steps=8, num_minibatches=4,
+        env_backend="torch", num_envs=64, num_steps=16, num_minibatches=4,
         update_epochs=4, gamma=0.98, gae_lambda=0.8, learning_rate=3e-3,
-        anneal_lr=True, hidden_sizes=(32, 32), total_steps=100_000,
+        anneal_lr=True, total_steps=100_000,
     ),
 }  # fmt: skip
 

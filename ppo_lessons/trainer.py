@@ -130,10 +130,25 @@ def check_spaces(observation_space: gym.Space, action_space: gym.Space) -> None:
     )
 
 
+def to_device(
+    values: Any, device: torch.device, dtype: torch.dtype | None = None
+) -> torch.Tensor:
+    """`values` (a NumPy array or a tensor) as a tensor on `device`. A tensor that is
+    already there with the right dtype comes back as it is (no op launched: the
+    batched envs' outputs cost nothing here)."""
+    if (
+        isinstance(values, torch.Tensor)
+        and values.device == device
+        and (dtype is None or values.dtype == dtype)
+    ):
+        return values
+    return torch.as_tensor(values, dtype=dtype).to(device, non_blocking=True)
+
+
 def obs_to_tensor(obs: Any, device: torch.device) -> torch.Tensor:
     """Env observations [N, *O] as a float32 tensor on `device` (the one conversion
     point: a NumPy array from Gymnasium, or a tensor from an on-device env)."""
-    return torch.as_tensor(obs, dtype=torch.float32).to(device, non_blocking=True)
+    return to_device(obs, device, torch.float32)
 
 
 def actions_to_env(actions: torch.Tensor, envs: gym.Env | gym.vector.VectorEnv) -> Any:
@@ -153,12 +168,17 @@ def actions_to_env(actions: torch.Tensor, envs: gym.Env | gym.vector.VectorEnv) 
 
 
 def resolve_device(device: str) -> torch.device:
-    """'auto' -> CUDA when available, else CPU; 'cuda' without CUDA is an error."""
+    """'auto' -> CUDA when available, else CPU; 'cuda' without CUDA is an error.
+    A CUDA device always carries its index ('cuda' -> 'cuda:0'), so it compares
+    equal to the device of the tensors made on it."""
     if device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+        device = "cuda" if torch.cuda.is_available() else "cpu"
     if device.startswith("cuda") and not torch.cuda.is_available():
         raise ValueError(f"device={device!r} but CUDA is not available; use 'cpu'")
-    return torch.device(device)
+    resolved = torch.device(device)
+    if resolved.type == "cuda" and resolved.index is None:
+        resolved = torch.device("cuda", torch.cuda.current_device())
+    return resolved
 
 
 def make_agent(
@@ -293,9 +313,9 @@ def record_step(
 ) -> None:
     """Store row t's rewards and episode ends; track episodic returns and lengths."""
     device = run.device
-    rewards = torch.as_tensor(rewards, dtype=torch.float32).to(device)
-    terminated = torch.as_tensor(terminated).to(device)
-    truncated = torch.as_tensor(truncated).to(device)
+    rewards = to_device(rewards, device, torch.float32)
+    terminated = to_device(terminated, device)
+    truncated = to_device(truncated, device)
     buffer.terminated[t], buffer.truncated[t] = terminated, truncated
     done = terminated | truncated
     run.episode_return += rewards
