@@ -34,6 +34,7 @@ __all__ = [
     "gaussian_entropy",
     "gaussian_log_prob",
     "layer_init",
+    "tanh_log_det_jacobian",
 ]
 
 LOG_2PI = math.log(2.0 * math.pi)
@@ -111,6 +112,24 @@ def categorical_entropy(logits: torch.Tensor) -> torch.Tensor:
     return -(log_p.exp() * log_p).sum(-1)
 
 
+def tanh_log_det_jacobian(pre_tanh: torch.Tensor) -> torch.Tensor:
+    """Σ_a log(1 − tanh²(u_a)): the log |det ∂a/∂u| of squashing a = tanh(u).
+
+    A squashed sample has log π(a|s) = log N(u; μ, σ²) − Σ_a log(1 − tanh²(u_a))
+    (Haarnoja et al., 2018, appendix C; derived in lesson 05). Computed as
+    2 (log 2 − u − softplus(−2u)), which stays finite where tanh(u) rounds to ±1.
+
+    Args:
+        pre_tanh: [..., A] the Gaussian samples u before squashing.
+
+    Returns:
+        [...] summed over the last (action) axis.
+    """
+    pre_tanh = require_float_tensor("pre_tanh", pre_tanh)
+    u = pre_tanh
+    return (2.0 * (math.log(2.0) - u - nn.functional.softplus(-2.0 * u))).sum(-1)
+
+
 def categorical_log_prob(logits: torch.Tensor, actions: torch.Tensor) -> torch.Tensor:
     """log π(a|s) = log_softmax(logits)_a for integer actions.
 
@@ -175,6 +194,7 @@ class ActorCritic(nn.Module):
         ortho_init: bool = True,
         init_log_std: float = 0.0,
         norm_obs: bool = False,
+        squash_to: tuple[Sequence[float], Sequence[float]] | None = None,
     ) -> None:
         super().__init__()
         self.discrete = discrete
@@ -196,6 +216,18 @@ class ActorCritic(nn.Module):
         if not discrete:
             self.log_std = nn.Parameter(torch.full((action_dim,), float(init_log_std)))
         self.obs_rms = RunningMeanStd((obs_dim,)) if norm_obs else None
+        self.squash = squash_to is not None
+        if self.squash:
+            if discrete:
+                raise ValueError("squash_to is only for Box actions (discrete=False)")
+            low, high = (torch.as_tensor(b, dtype=torch.float32) for b in squash_to)
+            if not (torch.isfinite(low).all() and torch.isfinite(high).all()):
+                raise ValueError(
+                    f"squash_to needs finite action bounds, got low={low.tolist()}, "
+                    f"high={high.tolist()}"
+                )
+            self.register_buffer("action_scale", (high - low) / 2.0)  # (A,)
+            self.register_buffer("action_bias", (high + low) / 2.0)  # (A,)
 
     def normalize(self, obs: torch.Tensor) -> torch.Tensor:
         """Observations standardized with the frozen running statistics (if any)."""
@@ -220,9 +252,28 @@ class ActorCritic(nn.Module):
                 policy_out
             )
         log_std = self.log_std.expand_as(policy_out)
-        return gaussian_log_prob(actions, policy_out, log_std), gaussian_entropy(
-            log_std
-        )
+        return self._gaussian_log_prob(actions, policy_out), gaussian_entropy(log_std)
+
+    def _gaussian_log_prob(
+        self, actions: torch.Tensor, mean: torch.Tensor
+    ) -> torch.Tensor:
+        """log π(a|s) of stored Box actions; with squashing the stored action is the
+        Gaussian sample u, and the density of a = bias + scale · tanh(u) is
+        N(u) / (∏ scale · ∏ (1 − tanh² u)). The correction does not depend on θ, so it
+        cancels in the ratio; it makes the logged log-probs those of the env's action.
+        """
+        log_prob = gaussian_log_prob(actions, mean, self.log_std)
+        if self.squash:
+            log_prob = log_prob - tanh_log_det_jacobian(actions)
+            log_prob = log_prob - self.action_scale.log().sum()
+        return log_prob
+
+    def to_env(self, actions: torch.Tensor) -> torch.Tensor:
+        """The action the env receives for a stored action: bias + scale · tanh(u)
+        when squashing, else the action itself (clipped later, for the env only)."""
+        if not self.squash:
+            return actions
+        return self.action_bias + self.action_scale * torch.tanh(actions)
 
     def sample(
         self,
@@ -252,10 +303,11 @@ class ActorCritic(nn.Module):
                 dtype=policy_out.dtype,
             )
             actions = policy_out + self.log_std.exp() * noise
-        return actions, gaussian_log_prob(actions, policy_out, self.log_std)
+        return actions, self._gaussian_log_prob(actions, policy_out)
 
     @torch.no_grad()
     def act(self, obs: torch.Tensor, deterministic: bool = True) -> torch.Tensor:
-        """Actions for [N, *O] raw observations (normalized with frozen statistics)."""
+        """Env actions for [N, *O] raw observations (normalized with frozen
+        statistics; squashed into the bounds when the agent squashes)."""
         policy_out, _ = self.policy_and_value(self.normalize(obs))
-        return self.sample(policy_out, deterministic=deterministic)[0]
+        return self.to_env(self.sample(policy_out, deterministic=deterministic)[0])

@@ -197,7 +197,28 @@ def make_agent(
         ortho_init=config.ortho_init,
         init_log_std=config.init_log_std,
         norm_obs=config.norm_obs,
+        squash_to=squash_bounds(config, action_space),
     )
+
+
+def squash_bounds(
+    config: PPOConfig, action_space: gym.Space
+) -> tuple[np.ndarray, np.ndarray] | None:
+    """The Box bounds the policy squashes into, when `config.squash_actions`."""
+    if not config.squash_actions or isinstance(action_space, gym.spaces.Discrete):
+        if config.squash_actions:
+            raise ValueError(
+                "PPOConfig.squash_actions = True needs a Box action space, got "
+                f"{action_space}; set squash_actions=False"
+            )
+        return None
+    low, high = action_space.low, action_space.high
+    if not (np.isfinite(low).all() and np.isfinite(high).all()):
+        raise ValueError(
+            f"PPOConfig.squash_actions = True needs finite action bounds, got "
+            f"{action_space}; set squash_actions=False"
+        )
+    return low, high
 
 
 # ---------------------------------------------------------------- the run's state
@@ -287,7 +308,7 @@ def collect_rollout(run: Run, buffer: RolloutBuffer) -> None:
         buffer.obs[t], buffer.actions[t] = obs, actions
         buffer.log_probs[t], buffer.values[t] = log_probs, values
         next_obs, rewards, terminated, truncated, info = envs.step(
-            actions_to_env(actions, envs)
+            actions_to_env(agent.to_env(actions), envs)
         )
         run.next_obs = obs_to_tensor(next_obs, run.device)
         if agent.obs_rms is not None:

@@ -226,6 +226,12 @@ class PPOConfig:
         real(-10.0, 5.0),
         "Initial log σ of the Gaussian policy (Box actions; -1 to 0).",
     )
+    squash_actions: bool = setting(
+        False,
+        BOOL,
+        "Box actions: squash the Gaussian sample into the bounds with tanh (log-prob "
+        "corrected) instead of clipping it when it is sent to the env.",
+    )
     # ---- normalization
     norm_obs: bool = setting(
         False,

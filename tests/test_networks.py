@@ -16,6 +16,7 @@ from ppo_lessons.networks import (
     categorical_log_prob,
     gaussian_entropy,
     gaussian_log_prob,
+    tanh_log_det_jacobian,
 )
 
 # ---------------------------------------------------------------- gaussian_log_prob
@@ -202,3 +203,48 @@ def test_obs_normalization_is_frozen_outside_update():
     torch.testing.assert_close(agent.obs_rms.mean, mean)
     normalized = agent.normalize(torch.full((1, 4), 5.0))
     assert normalized.abs().max() < 0.5  # close to the running mean -> near 0
+
+
+# ---------------------------------------------------------------- tanh squashing
+
+
+def test_tanh_log_det_jacobian_matches_torch_distributions_and_stays_finite():
+    from torch.distributions.transforms import TanhTransform
+
+    u = torch.linspace(-8.0, 8.0, 101, dtype=torch.float64).reshape(-1, 1)
+    expected = TanhTransform().log_abs_det_jacobian(u, torch.tanh(u)).sum(-1)
+    torch.testing.assert_close(tanh_log_det_jacobian(u), expected)
+    far = tanh_log_det_jacobian(torch.tensor([[-50.0, 50.0]]))
+    assert torch.isfinite(far).all() and far.item() < -190  # log(1 - tanh²) ≈ -2|u|
+
+
+def test_squashed_policy_log_prob_is_the_density_of_the_env_action():
+    """Oracle: torch.distributions' Normal -> tanh -> affine into [low, high]."""
+    from torch.distributions import Normal, TransformedDistribution
+    from torch.distributions.transforms import AffineTransform, TanhTransform
+
+    torch.manual_seed(0)
+    low, high = [-2.0, 0.0], [2.0, 1.0]
+    agent = ActorCritic(3, 2, discrete=False, init_log_std=-0.3, squash_to=(low, high))
+    obs = torch.randn(64, 3)
+    policy_out, _ = agent.policy_and_value(obs)
+    u, log_prob = agent.sample(policy_out)
+    env_action = agent.to_env(u)
+    scale, bias = torch.tensor([2.0, 0.5]), torch.tensor([0.0, 0.5])
+    oracle = TransformedDistribution(
+        Normal(policy_out, agent.log_std.exp()),
+        [TanhTransform(), AffineTransform(bias, scale)],
+    )
+    expected = oracle.log_prob(env_action).sum(-1)
+    torch.testing.assert_close(log_prob, expected, atol=1e-4, rtol=1e-4)
+    assert (env_action >= torch.tensor(low)).all()
+    assert (env_action <= torch.tensor(high)).all()
+    new_log_prob, _ = agent.log_prob_entropy(policy_out, u)
+    torch.testing.assert_close(new_log_prob, log_prob)  # same density in the update
+
+
+def test_squashing_needs_finite_box_bounds():
+    with pytest.raises(ValueError, match="finite action bounds"):
+        ActorCritic(3, 1, discrete=False, squash_to=([-float("inf")], [1.0]))
+    with pytest.raises(ValueError, match="only for Box actions"):
+        ActorCritic(3, 2, discrete=True, squash_to=([0.0], [1.0]))

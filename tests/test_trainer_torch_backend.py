@@ -195,3 +195,22 @@ def test_the_torch_backend_runs_on_cuda():
     assert isinstance(trainer_module.resolve_device("cuda"), torch.device)
     assert next(result.agent.parameters()).is_cuda
     assert len(result.history) == 4
+
+
+def test_squashed_actions_stay_inside_the_bounds_and_train():
+    config = PPOConfig(
+        env_id="Pendulum-v1", env_backend="torch", num_envs=16, num_steps=32,
+        total_steps=1024, device="cpu", squash_actions=True, init_log_std=1.0,
+    )  # fmt: skip
+    run = start_run(config)
+    buffer = make_buffer(run)
+    collect_rollout(run, buffer)
+    assert buffer.actions.abs().max() > 2.0  # the stored u is unbounded (σ = e) ...
+    sent = run.agent.to_env(buffer.actions)
+    assert sent.abs().max() <= 2.0  # ... the env gets tanh(u) scaled to [-2, 2]
+    assert len(train(config, progress=False).history) == 2
+
+
+def test_squashing_a_discrete_action_space_is_refused():
+    with pytest.raises(ValueError, match="squash_actions = True needs a Box"):
+        train(PPOConfig(**SMALL, squash_actions=True), progress=False)
