@@ -12,7 +12,25 @@ The problems it names (`PROBLEMS`), with the usual ranges behind each rule. The 
 are those reported for healthy PPO runs on classic control and MuJoCo (Engstrom et al.,
 2020; Andrychowicz et al., 2021; Huang et al., 2022): approx KL about 0.001-0.03 per
 update, clip fraction about 0.05-0.3, entropy falling slowly, explained variance rising
-towards 1.
+towards 1. Three more come from the course's own runs (tests/test_doctor_runs.py):
+
+- a single update's approx KL above 0.5 is a jump no healthy run makes (their largest:
+  about 0.09); a learning rate 100x too high gives 0.1-2 in its first updates and then
+  a collapsed policy whose KL reads 0, so the median alone would miss it.
+- with advantages normalized per minibatch (zero mean, unit std) the clipped surrogate
+  is 0 at the start of an update and stays within about ±0.1 (healthy CartPole and
+  Pendulum runs: |policy loss| ≤ 0.06); unnormalized advantages carry the rewards'
+  scale into it (Pendulum: 1-100).
+- a time-limit truncation must bootstrap from V(final observation) (Pardo et al.,
+  2018, "Time Limits in Reinforcement Learning"); when it is treated as a termination
+  the value target drops at the cut although the observation does not say how much
+  time is left, so updates with a cut have a value loss 20-1000x that of updates in
+  which no episode ended (healthy runs: 0.3-3.5x).
+
+Every rule but non_finite needs a few updates of history (3 for the KL, clip fraction and policy loss;
+8 for the entropy, explained variance, value loss and policy-not-moving rules; 3 with
+and 3 without a time-limit cut for the time-limit rule) and stays quiet on shorter
+runs.
 """
 
 from __future__ import annotations
@@ -25,14 +43,26 @@ __all__ = ["PROBLEMS", "Finding", "diagnose"]
 
 PROBLEMS: dict[str, str] = {
     "non_finite": "a loss or metric became NaN or infinite",
-    "kl_too_high": "the policy moves too far per update (approx KL far above ~0.02)",
+    "kl_too_high": "the policy moves too far per update (approx KL far above ~0.02, "
+    "or one update's above 0.5)",
     "clip_fraction_high": "most samples are clipped (clip fraction far above ~0.3)",
+    "advantages_not_normalized": "the policy loss is far outside the ±0.1 that "
+    "normalized advantages give",
     "entropy_collapse": "the policy became nearly deterministic early in training",
     "entropy_too_high": "the policy stays as random as at the start",
     "value_not_learning": "explained variance stays at or below zero",
     "value_loss_exploding": "the value loss grows by orders of magnitude",
-    "policy_not_moving": "returns stay flat while the policy barely changes",
+    "value_fails_at_time_limit": "the value loss jumps in the updates where episodes "
+    "hit the time limit (a truncation treated as a termination)",
+    "policy_not_moving": "returns stay flat while the policy, not collapsed, barely "
+    "changes",
 }
+
+KL_HIGH = 0.05  # median approx KL per update above this: too far, update after update
+KL_JUMP = 0.5  # one update above this: the policy was thrown far (healthy max: ~0.09)
+CLIP_HIGH = 0.4  # median clip fraction
+POLICY_LOSS_HIGH = 1.0  # median |policy loss|; normalized advantages: ≤ ~0.1
+TIME_LIMIT_RATIO = 10.0  # value loss with a time-limit cut / without: bug 20-1000x
 
 
 @dataclass(frozen=True)
@@ -96,8 +126,9 @@ def _non_finite(history: Sequence[dict]) -> list[Finding]:
 def _kl_and_clipping(history: Sequence[dict]) -> list[Finding]:
     findings = []
     kl = _series(history, "approx_kl")
-    if len(kl) >= 3 and _median([v for _, v in kl]) > 0.05:
-        first = next(u for u, v in kl if v > 0.05)
+    jumps = [(u, v) for u, v in kl if v > KL_JUMP]
+    if len(kl) >= 3 and _median([v for _, v in kl]) > KL_HIGH:
+        first = next(u for u, v in kl if v > KL_HIGH)
         findings.append(
             Finding(
                 "kl_too_high",
@@ -109,9 +140,25 @@ def _kl_and_clipping(history: Sequence[dict]) -> list[Finding]:
                 "target_kl (e.g. 0.015) to stop an update early.",
             )  # fmt: skip
         )
+    elif len(kl) >= 3 and jumps:
+        # a run that jumps once and then sits still (a collapsed policy's KL is ~0)
+        # has a small median: the jump itself is the sign
+        update, value = jumps[0]
+        findings.append(
+            Finding(
+                "kl_too_high",
+                "approx_kl",
+                update,
+                f"approx KL jumped to {value:.3g} in update {update} (healthy: about "
+                "0.001-0.03 per update): one update threw the policy far from the one "
+                "that collected the data. Lower the learning rate (target_kl cannot "
+                "help when a single gradient step is already too large), or use fewer "
+                "update epochs.",
+            )  # fmt: skip
+        )
     clip = _series(history, "clip_fraction")
-    if len(clip) >= 3 and _median([v for _, v in clip]) > 0.4:
-        first = next(u for u, v in clip if v > 0.4)
+    if len(clip) >= 3 and _median([v for _, v in clip]) > CLIP_HIGH:
+        first = next(u for u, v in clip if v > CLIP_HIGH)
         findings.append(
             Finding(
                 "clip_fraction_high",
@@ -125,6 +172,36 @@ def _kl_and_clipping(history: Sequence[dict]) -> list[Finding]:
     return findings
 
 
+def _advantages(history: Sequence[dict]) -> list[Finding]:
+    loss = _series(history, "policy_loss")
+    if len(loss) < 3:
+        return []
+    size = _median([abs(v) for _, v in loss])
+    if size <= POLICY_LOSS_HIGH:
+        return []
+    first = next(u for u, v in loss if abs(v) > POLICY_LOSS_HIGH)
+    return [
+        Finding(
+            "advantages_not_normalized",
+            "policy_loss",
+            first,
+            f"median |policy loss| {size:.3g} (with advantages normalized per minibatch "
+            "it stays within about ±0.1): the advantages carry the rewards' scale and "
+            "offset, so while the critic is still wrong they push every sampled "
+            "action the same way. Set norm_adv=True; if you wrote the update "
+            "yourself, normalize each minibatch's advantages, (A − mean A) / "
+            "(std A + 1e-8), and check that your objective averages over the "
+            "minibatch instead of summing.",
+        )  # fmt: skip
+    ]
+
+
+def _collapsed(start: float, value: float) -> bool:
+    """Has the entropy fallen from `start` to that of a nearly deterministic policy?
+    (Discrete policies: entropy ≥ 0; a Gaussian's can be negative, so the drop counts.)"""
+    return (start > 0 and value < 0.1 * start) or (start - value > 3.0)
+
+
 def _entropy(history: Sequence[dict]) -> list[Finding]:
     entropy = _series(history, "entropy")
     if len(entropy) < 8:
@@ -132,10 +209,7 @@ def _entropy(history: Sequence[dict]) -> list[Finding]:
     start = entropy[0][1]
     early = entropy[: max(2, len(entropy) // 4)]
     findings = []
-    # discrete policies: entropy ≥ 0; a Gaussian's can be negative, so measure the drop
-    collapsed = [
-        u for u, v in early if (start > 0 and v < 0.1 * start) or (start - v > 3.0)
-    ]
+    collapsed = [u for u, v in early if _collapsed(start, v)]
     if collapsed:
         findings.append(
             Finding(
@@ -159,7 +233,9 @@ def _entropy(history: Sequence[dict]) -> list[Finding]:
                 entropy[-1][0],
                 f"entropy stayed at {late[-1]:.3f}, about its starting value {start:.3f}, "
                 "and returns did not improve: the entropy bonus outweighs the "
-                "advantage term. Lower ent_coef (0.0-0.01 is usual).",
+                "advantage term. Lower ent_coef (0.0-0.01 is usual). If ent_coef is "
+                "already about 0, check that the advantages are normalized, or train "
+                "longer: a slow task can look like this in its first updates.",
             )  # fmt: skip
         )
     return findings
@@ -210,10 +286,50 @@ def _value(history: Sequence[dict]) -> list[Finding]:
     return findings
 
 
+def _time_limit(history: Sequence[dict]) -> list[Finding]:
+    """Value loss of the updates in which every episode that ended reached the run's
+    longest length (the time limit), against updates in which no episode ended."""
+    lengths = _series(history, "episodic_length")
+    finite = [v for _, v in lengths if math.isfinite(v)]
+    if not finite:
+        return []
+    cap = max(finite)
+    loss = dict(_series(history, "value_loss"))
+    cut = [(u, loss[u]) for u, v in lengths if v >= cap and u in loss]
+    uncut = [loss[u] for u, v in lengths if math.isnan(v) and u in loss]
+    if len(cut) < 3 or len(uncut) < 3:  # e.g. every update has a cut (Pendulum)
+        return []
+    base = max(_median(uncut), 1e-12)
+    at_cut = _median([v for _, v in cut])
+    if at_cut <= TIME_LIMIT_RATIO * base:
+        return []
+    first = next(u for u, v in cut if v > TIME_LIMIT_RATIO * base)
+    return [
+        Finding(
+            "value_fails_at_time_limit",
+            "value_loss",
+            first,
+            f"value loss {at_cut:.3g} in the updates where episodes were cut at the "
+            f"time limit ({cap:.0f} steps), {at_cut / base:.0f}x the {base:.3g} of "
+            "updates where no episode ended (healthy: about the same). The value "
+            "target drops at the cut, but the observation does not say how much time "
+            "is left, so the critic cannot fit it: a truncation must still bootstrap, "
+            "δ = r + γ V(final observation) − V(s). If you wrote compute_gae "
+            "yourself, check that only `terminated` (not terminated or truncated) "
+            "removes the γ · next_values term.",
+        )  # fmt: skip
+    ]
+
+
 def _policy_not_moving(history: Sequence[dict]) -> list[Finding]:
     kl = _series(history, "approx_kl")
     returns = [v for _, v in _series(history, "episodic_return") if math.isfinite(v)]
     if len(kl) < 8 or len(returns) < 8:
+        return []
+    entropy = [v for _, v in _series(history, "entropy")]
+    if entropy and _collapsed(entropy[0], _median(entropy[len(entropy) // 2 :])):
+        # a (nearly) deterministic policy barely moves: the collapse is the cause,
+        # and "raise the learning rate" would be the wrong advice
         return []
     if _median([abs(v) for _, v in kl]) < 1e-4 and not _improved(returns):
         return [
@@ -237,8 +353,8 @@ def diagnose(history: Sequence[dict]) -> list[Finding]:
         history: the per-update metric dicts of a run (`result.history`).
 
     Returns:
-        A list of `Finding`s (problem, metric, update, advice), in the order of the
-        checks above; each problem is named at most once.
+        A list of `Finding`s (problem, metric, update, advice), in the order of
+        `PROBLEMS`; each problem is named at most once.
     """
     if not isinstance(history, Sequence) or isinstance(history, str | bytes):
         raise TypeError(
@@ -247,6 +363,14 @@ def diagnose(history: Sequence[dict]) -> list[Finding]:
     if not all(isinstance(row, dict) for row in history):
         raise TypeError("history must be a list of metric dicts (one per update)")
     findings = _non_finite(history)
-    for rule in (_kl_and_clipping, _entropy, _value, _policy_not_moving):
+    rules = (
+        _kl_and_clipping,
+        _advantages,
+        _entropy,
+        _value,
+        _time_limit,
+        _policy_not_moving,
+    )
+    for rule in rules:
         findings += rule(history)
     return findings
