@@ -112,9 +112,10 @@ def config_from_args(args: argparse.Namespace) -> PPOConfig:
                 f"{args.preset}"
             )
         return preset(args.preset, **given)
-    env_id = given.get("env_id", "CartPole-v1")
+    env_id = given.pop("env_id", PPOConfig().env_id)
     if given.get("env_backend") == "torch" and env_id in FAST_PRESETS:
-        return preset(**given)  # the batched env's fast settings
+        return preset(env_id, **given)  # the batched env's fast settings
+    given["env_id"] = env_id
     return PPOConfig(**given)
 
 

@@ -214,3 +214,20 @@ def test_squashed_actions_stay_inside_the_bounds_and_train():
 def test_squashing_a_discrete_action_space_is_refused():
     with pytest.raises(ValueError, match="squash_actions = True needs a Box"):
         train(PPOConfig(**SMALL, squash_actions=True), progress=False)
+
+
+def test_cli_env_backend_torch_starts_from_the_fast_settings():
+    from ppo_lessons.train import build_parser, config_from_args
+
+    def config(*argv: str) -> PPOConfig:
+        return config_from_args(build_parser().parse_args(list(argv)))
+
+    fast = config("--env-id", "CartPole-v1", "--env-backend", "torch", "--seed", "7")
+    assert fast == preset("CartPole-v1", env_backend="torch", seed=7)
+    assert fast.num_envs == FAST_PRESETS["CartPole-v1"]["num_envs"]
+    tuned = config("--env-backend", "torch", "--num-envs", "32")  # a flag wins
+    assert tuned.num_envs == 32 and tuned.env_backend == "torch"
+    plain = config("--env-id", "CartPole-v1")  # the Gymnasium defaults stay
+    assert plain == PPOConfig(env_id="CartPole-v1")
+    with pytest.raises(ValueError, match="--preset Acrobot-v1 sets the env id"):
+        config("--preset", "Acrobot-v1", "--env-id", "CartPole-v1")
