@@ -79,6 +79,13 @@ FAST_PRESETS: dict[str, dict[str, Any]] = {
         learning_rate=1e-3, anneal_lr=False, norm_obs=True, norm_reward=True,
         total_steps=500_000,
     ),
+    # the zoo's Pendulum entry (without gSDE) with 64 envs x 64 steps and minibatches
+    # of 256 instead of 4 envs x 1024 steps and minibatches of 64
+    "Pendulum-v1": dict(
+        env_backend="torch", num_envs=64, num_steps=64, num_minibatches=16,
+        update_epochs=10, gamma=0.9, gae_lambda=0.95, ent_coef=0.0,
+        learning_rate=1e-3, anneal_lr=False, clip_coef=0.2, total_steps=200_000,
+    ),
 }  # fmt: skip
 
 # Overrides for raw speed on a batched env: thousands of envs and one or two large

@@ -68,6 +68,7 @@ __all__ = [
     "make_envs",
     "resolve_device",
     "train",
+    "update_settings",
 ]
 
 SOLVED_WINDOW = 20  # episodes averaged to decide "solved" (the summary's definition)
@@ -583,6 +584,9 @@ class Reporter:
             self.callback(row, history)
 
     def close(self) -> None:
+        finish = getattr(self.callback, "finish", None)
+        if callable(finish):
+            finish()
         self.bar.close()
         if self.writer is not None:
             self.writer.close()

@@ -5,6 +5,7 @@ and an inline animation of an episode.
 from __future__ import annotations
 
 import math
+import os
 from typing import Any
 
 import gymnasium as gym
@@ -41,7 +42,7 @@ def progress_bar(total: int, initial: int, enabled: bool) -> Any:
 
 class LivePlot:
     """A callback for `train` that redraws return, losses and KL every `every`
-    updates in a notebook:
+    updates (and after the last one) in a notebook:
 
         train(config, callback=LivePlot())
     """
@@ -57,22 +58,38 @@ class LivePlot:
         self.every = every
         self.handle = None  # the notebook output being updated in place
         self.draws = 0
+        self.history: list[dict] = []
+        self.drawn_update = 0
 
     def __call__(self, row: dict, history: list[dict]) -> None:
-        if row["update"] % self.every:
-            return
+        self.history = history
+        if row["update"] % self.every == 0:
+            self.draw()
+
+    def finish(self) -> None:
+        """Draw the final state (`train` calls this when it ends)."""
+        if self.history and self.history[-1]["update"] != self.drawn_update:
+            self.draw()
+
+    def draw(self) -> None:
         import matplotlib.pyplot as plt
         from IPython.display import display
 
         fig, axes = plt.subplots(1, len(self.PANELS), figsize=(14, 3))
-        steps = [r["step"] for r in history]
         for ax, (key, label) in zip(axes, self.PANELS, strict=True):
-            values = [r.get(key, math.nan) for r in history]
-            ax.plot(steps, values, label="seed run")
+            # updates in which no episode ended have no return: skip, do not break
+            points = [
+                (r["step"], r[key])
+                for r in self.history
+                if isinstance(r.get(key), float) and math.isfinite(r[key])
+            ]
+            ax.plot([p[0] for p in points], [p[1] for p in points], marker=".")
             ax.set_xlabel("environment steps")
-            ax.set_title(label)
+            ax.set_ylabel(label)
+            ax.set_title(f"{label} (one run)")
         fig.tight_layout()
         self.draws += 1
+        self.drawn_update = self.history[-1]["update"]
         if self.handle is None:
             self.handle = display(fig, display_id=True)  # None outside a notebook
         else:
@@ -99,6 +116,7 @@ def animate_episode(
 
     from ppo_lessons.trainer import actions_to_env, obs_to_tensor
 
+    os.environ.setdefault("SDL_VIDEODRIVER", "dummy")  # no display needed (pygame)
     env = gym.make(env_id, render_mode="rgb_array")
     device = next(agent.parameters()).device
     obs, _ = env.reset(seed=seed)

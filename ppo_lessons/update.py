@@ -137,9 +137,11 @@ def minibatch_loss(
     settings: UpdateSettings,
     objective: Objective = clipped_surrogate_objective,
     value_loss_fn: ValueLoss = value_loss,
-) -> tuple[torch.Tensor, torch.Tensor]:
+    with_metrics: bool = True,
+) -> tuple[torch.Tensor, torch.Tensor | None]:
     """The loss of one minibatch and its detached metrics [5]: policy loss, value
-    loss, entropy, approx KL, clip fraction."""
+    loss, entropy, approx KL, clip fraction (None when not `with_metrics`: the
+    update skips them in epochs whose metrics nobody reads)."""
     policy_out, new_values = agent.policy_and_value(batch.obs[idx])
     new_log_probs, entropy = agent.log_prob_entropy(policy_out, batch.actions[idx])
     old_log_probs = batch.log_probs[idx]
@@ -153,6 +155,8 @@ def minibatch_loss(
     v_loss = value_loss_fn(new_values, batch.values[idx], batch.returns[idx], v_clip)
     entropy = entropy.mean()
     loss = policy_loss + settings.vf_coef * v_loss - settings.ent_coef * entropy
+    if not with_metrics:
+        return loss, None
     with torch.no_grad():
         kl = approx_kl(new_log_probs, old_log_probs, settings.kl_estimator)
         clipped = (new_log_probs - old_log_probs).exp().sub(
@@ -207,18 +211,21 @@ def ppo_update(
     M = settings.minibatch_size
     params = [p for p in agent.parameters() if p.requires_grad]
     epochs_run = 0
-    for _epoch in range(settings.update_epochs):
+    for epoch in range(settings.update_epochs):
+        # metrics are read after the last epoch, and after every one for target_kl
+        measure = settings.target_kl is not None or epoch == settings.update_epochs - 1
         totals = torch.zeros(len(MINIBATCH_METRICS), device=batch.advantages.device)
         for idx in minibatch_indices(B, M, generator, batch.obs.device):
             loss, metrics = minibatch_loss(
-                agent, batch, idx, settings, objective, value_loss_fn
+                agent, batch, idx, settings, objective, value_loss_fn, measure
             )
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             if settings.max_grad_norm is not None:
                 nn.utils.clip_grad_norm_(params, settings.max_grad_norm)
             optimizer.step()
-            totals += metrics
+            if measure:
+                totals += metrics
         epochs_run += 1
         epoch_means = totals / math.ceil(B / M)
         # early stop on the policy's drift (CleanRL's target_kl; Huang et al., 2022)

@@ -428,3 +428,9 @@ def test_animate_episode_and_live_plot(capsys):
     assert plot.draws == 0  # only every 2nd update
     plot(rows[1], rows)
     assert plot.draws == 1
+    plot.finish()
+    assert plot.draws == 1  # the last update is already drawn
+    rows.append({**rows[1], "update": 3, "step": 768})
+    plot(rows[2], rows)
+    plot.finish()
+    assert plot.draws == 2  # the final update is drawn at the end
