@@ -237,6 +237,11 @@ class ActorCritic(nn.Module):
         """V(s): [M, *O] normalized observations -> [M] values."""
         return self.critic(self.trunk(obs)).squeeze(-1)
 
+    def policy(self, obs: torch.Tensor) -> torch.Tensor:
+        """The policy output alone ([M, K] logits or [M, A] means) for [M, *O]
+        normalized observations."""
+        return self.actor(self.trunk(obs))
+
     def policy_and_value(self, obs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """(policy output, V(s)) for [M, *O] normalized observations: the policy output
         is [M, K] logits (discrete) or [M, A] means (Box); values are [M]."""

@@ -295,19 +295,18 @@ def collect_rollout(run: Run, buffer: RolloutBuffer) -> None:
     Observation statistics are updated here (and only here). `next_values[t]` is
     V(s_{t+1}) of the observation each env actually reached at step t: where an
     episode ended, its true final observation (SAME_STEP autoreset puts it in
-    info["final_obs"]), so a truncation bootstraps (Pardo et al., 2018). The reached
-    observations are stored and valued in one batch after the loop, so no step needs
-    to ask the host whether an episode ended: with a batched tensor env the whole
-    rollout stays on the device.
+    info["final_obs"]), so a truncation bootstraps (Pardo et al., 2018). Acting needs
+    only the policy: the observations and the reached observations are stored and
+    valued in one batch after the loop (the network does not change during a
+    rollout), so no step needs to ask the host whether an episode ended, and with a
+    batched tensor env the whole rollout stays on the device.
     """
     agent, envs = run.agent, run.envs
     assert_autoreset_mode(envs)
     for t in range(buffer.num_steps):
         obs = agent.normalize(run.next_obs)  # (N, *O)
-        policy_out, values = agent.policy_and_value(obs)
-        actions, log_probs = agent.sample(policy_out, run.generator)
-        buffer.obs[t], buffer.actions[t] = obs, actions
-        buffer.log_probs[t], buffer.values[t] = log_probs, values
+        actions, log_probs = agent.sample(agent.policy(obs), run.generator)
+        buffer.obs[t], buffer.actions[t], buffer.log_probs[t] = obs, actions, log_probs
         next_obs, rewards, terminated, truncated, info = envs.step(
             actions_to_env(agent.to_env(actions), envs)
         )
@@ -320,9 +319,12 @@ def collect_rollout(run: Run, buffer: RolloutBuffer) -> None:
         buffer.reached_obs[t] = agent.normalize(reached)
         record_step(run, buffer, t, rewards, terminated, truncated)
         run.global_step += envs.num_envs
+    # the critic is not needed to act: value every s_t and s_{t+1} in one batch
     T, N = buffer.num_steps, buffer.num_envs
-    flat = buffer.reached_obs.reshape(T * N, *buffer.reached_obs.shape[2:])
-    buffer.next_values.copy_(agent.value(flat).reshape(T, N))
+    both = torch.cat([buffer.obs, buffer.reached_obs])  # (2T, N, *O)
+    values = agent.value(both.reshape(2 * T * N, *both.shape[2:])).reshape(2, T, N)
+    buffer.values.copy_(values[0])
+    buffer.next_values.copy_(values[1])
 
 
 def record_step(
