@@ -51,7 +51,7 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=1, help="torch CPU threads")
     args = parser.parse_args()
     print(f"torch {torch.__version__}, device {args.device}, threads {args.threads}")
-    header = f"{'':<28}{'steps':>9}{'eval (median)':>15}{'wall s':>9}{'published':>20}"
+    header = f"{'':<28}{'steps':>9}{'eval (median)':>15}{'wall s':>9}{'published':>22}"
     lines = []
     for name, config in rows(args.device, args.threads).items():
         evals, walls = [], []
@@ -68,7 +68,7 @@ def main() -> None:
         mean, std, steps = PUBLISHED[config.env_id]
         lines.append(
             f"{name:<28}{config.total_steps:>9}{statistics.median(evals):>15.1f}"
-            f"{statistics.median(walls):>9.1f}{f'{mean} ± {std} ({steps})':>20}"
+            f"{statistics.median(walls):>9.1f}{f'{mean} ± {std} ({steps})':>22}"
         )
     print(header)
     print("-" * len(header))

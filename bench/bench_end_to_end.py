@@ -63,6 +63,12 @@ def main() -> None:
     parser.add_argument(
         "--skip-gym-default", action="store_true", help="skip the slowest row"
     )
+    parser.add_argument(
+        "--throughput-steps",
+        type=int,
+        default=524_288,
+        help="steps per run of the throughput row (its steps/second is steady)",
+    )
     args = parser.parse_args()
     common = dict(device=args.device, torch_threads=args.threads)
     fast = preset("CartPole-v1", env_backend="torch", **common)
@@ -70,7 +76,9 @@ def main() -> None:
         "torch, fast preset": fast,
         "gymnasium, same config": fast.replace(env_backend="gymnasium"),
         "gymnasium, default": PPOConfig(env_id="CartPole-v1", **common),
-        "torch, throughput": fast.replace(**THROUGHPUT),
+        "torch, throughput": fast.replace(
+            **{**THROUGHPUT, "total_steps": args.throughput_steps}
+        ),
     }
     if args.skip_gym_default:
         del rows["gymnasium, default"]

@@ -52,6 +52,7 @@ EXERCISES: tuple[Exercise, ...] = (
     Exercise("6.1", "value_loss", "ppo_lessons.losses", 2),
     Exercise("6.2", "approx_kl", "ppo_lessons.update", 2),
     Exercise("6.3", "explained_variance", "ppo_lessons.update", 1),
+    Exercise("9.1", "cartpole_step", "ppo_lessons.torch_envs", 3),
 )
 
 

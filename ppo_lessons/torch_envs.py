@@ -44,6 +44,7 @@ __all__ = [
     "TorchMountainCarContinuous",
     "TorchPendulum",
     "TorchVectorEnv",
+    "cartpole_step",
     "make_torch_vector_env",
 ]
 
@@ -264,13 +265,10 @@ class TorchVectorEnv(gym.vector.VectorEnv):
 class TorchCartPole(TorchVectorEnv):
     """CartPole-v1 (Barto, Sutton & Anderson, 1983), Gymnasium's Euler integration.
 
-    State = observation = (x, ẋ, θ, θ̇); push left (action 0) or right (1) with 10 N:
-        ẍ_temp = (F + m_p l θ̇² sin θ) / (m_c + m_p)
-        θ̈ = (g sin θ − cos θ · ẍ_temp) / (l (4/3 − m_p cos²θ / (m_c + m_p)))
-        ẍ = ẍ_temp − m_p l θ̈ cos θ / (m_c + m_p)
-        s' = s + τ · (ẋ, ẍ, θ̇, θ̈)
-    Reward +1 every step; terminated when |x'| > 2.4 or |θ'| > 12°; truncated at 500
-    steps; initial state uniform in [−0.05, 0.05)⁴.
+    State = observation = (x, ẋ, θ, θ̇); push left (action 0) or right (1) with 10 N.
+    The physics of one step is the pure function `cartpole_step` (its docstring has
+    the equations). Reward +1 every step; terminated when |x'| > 2.4 or |θ'| > 12°;
+    truncated at 500 steps; initial state uniform in [−0.05, 0.05)⁴.
     """
 
     ENV_ID = "CartPole-v1"
@@ -287,36 +285,58 @@ class TorchCartPole(TorchVectorEnv):
     single_observation_space = spaces.Box(-_high, _high, dtype=np.float32)
     single_action_space = spaces.Discrete(2)
 
-    def _make_constants(self) -> None:
-        # |x| and |θ| bounds, checked together on the (x, θ) columns
-        self._thresholds = torch.tensor(
-            [self.X_THRESHOLD, self.THETA_THRESHOLD], device=self.device
-        )
-
     def _initial_states(self) -> torch.Tensor:
         return self._uniform(-0.05, 0.05, 4)
 
     def _transition(self, state, actions):
-        x, x_dot, theta, theta_dot = state.unbind(1)
-        force = torch.where(actions == 1, self.FORCE_MAG, -self.FORCE_MAG)
-        cos, sin = torch.cos(theta), torch.sin(theta)
-        temp = (
-            force + self.POLEMASS_LENGTH * theta_dot.square() * sin
-        ) / self.TOTAL_MASS
-        theta_acc = (self.GRAVITY * sin - cos * temp) / (
-            self.HALF_LENGTH
-            * (4.0 / 3.0 - self.MASS_POLE / self.TOTAL_MASS * cos.square())
-        )
-        x_acc = temp - self.POLEMASS_LENGTH / self.TOTAL_MASS * theta_acc * cos
-        derivative = torch.stack((x_dot, x_acc, theta_dot, theta_acc), dim=1)
-        next_state = torch.add(state, derivative, alpha=self.TAU)  # explicit Euler
-        terminated = (next_state[:, 0::2].abs() > self._thresholds).any(dim=1)
-        # +1 on every step, the terminating one included
-        rewards = torch.ones_like(theta)
-        return next_state, rewards, terminated
+        return cartpole_step(state, actions)
 
     def _observe(self, state):
         return state.clone()
+
+
+def cartpole_step(
+    state: torch.Tensor, actions: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """One step of CartPole-v1 for N envs at once, as tensor operations (Exercise 9.1).
+
+    Gymnasium's dynamics (Florian, 2007, with the pole's half-length l = 0.5 m,
+    g = 9.8, m_c = 1.0, m_p = 0.1, τ = 0.02 s) and its explicit Euler update, in
+    which every component moves with the derivatives at the OLD state:
+        F      = +10 N if the action is 1 (push right), −10 N if it is 0
+        temp   = (F + m_p l θ̇² sin θ) / (m_c + m_p)
+        θ̈      = (g sin θ − cos θ · temp) / (l (4/3 − m_p cos²θ / (m_c + m_p)))
+        ẍ      = temp − m_p l θ̈ cos θ / (m_c + m_p)
+        (x', ẋ', θ', θ̇') = (x, ẋ, θ, θ̇) + τ · (ẋ, ẍ, θ̇, θ̈)
+        reward = 1 on every step, the terminating one included
+        terminated = |x'| > 2.4 or |θ'| > 12° (= 12·2π/360 rad), from the NEW state
+
+    Args:
+        state: (N, 4) float, the columns (x, ẋ, θ, θ̇) of every env.
+        actions: (N,) int64 in {0, 1}.
+
+    Returns:
+        (next_state, rewards, terminated): (N, 4) with the dtype and device of
+        `state`; (N,) ones of that dtype; (N,) bool. The input is not changed, and
+        nothing is read back to the host (the step runs on a GPU without a sync).
+    """
+    env = TorchCartPole  # the constants, as Gymnasium names them
+    x, x_dot, theta, theta_dot = state.unbind(1)
+    force = torch.where(actions == 1, env.FORCE_MAG, -env.FORCE_MAG)
+    cos, sin = torch.cos(theta), torch.sin(theta)
+    temp = (force + env.POLEMASS_LENGTH * theta_dot.square() * sin) / env.TOTAL_MASS
+    theta_acc = (env.GRAVITY * sin - cos * temp) / (
+        env.HALF_LENGTH * (4.0 / 3.0 - env.MASS_POLE / env.TOTAL_MASS * cos.square())
+    )
+    x_acc = temp - env.POLEMASS_LENGTH / env.TOTAL_MASS * theta_acc * cos
+    derivative = torch.stack((x_dot, x_acc, theta_dot, theta_acc), dim=1)
+    next_state = torch.add(state, derivative, alpha=env.TAU)  # explicit Euler
+    # Python-number bounds: compared in the state's dtype, no host-to-device copy
+    terminated = (next_state[:, 0].abs() > env.X_THRESHOLD) | (
+        next_state[:, 2].abs() > env.THETA_THRESHOLD
+    )
+    rewards = torch.ones_like(theta)
+    return next_state, rewards, terminated
 
 
 class TorchAcrobot(TorchVectorEnv):
