@@ -170,6 +170,104 @@ def test_time_limit_rule_needs_updates_without_a_cut():
     assert "value_fails_at_time_limit" not in problems(time_limit_history(8.0, every=1))
 
 
+# Every 10th update (10, 20, ..., 390) of a healthy run that solves CartPole-v1:
+# PPOConfig(env_id="CartPole-v1", env_backend="torch", seed=3, total_steps=100_000),
+# the default settings on the batched env. From about update 110 most episodes run to
+# the 500-step limit (nan: no episode ended in that update), every state's value
+# target is ~1 / (1 − γ) = 50, and explained variance is noise around its ~0 variance.
+SOLVED_CARTPOLE = {
+    "explained_variance": [
+        -0.0557, 0.947, 0.939, 0.955, 0.921, 0.795, 0.876, 0.994, 0.941, 0.837, 0.534,
+        0.0208, 0.603, 0.587, 0.0973, -1.36, -1.72, -0.196, -1.02, -2.06, -0.204,
+        -1.35, -0.513, -0.122, 0.174, -0.0941, -2.48, -2.68, 0.0778, -0.402, -3.59,
+        -0.264, -0.413, -0.733, -0.654, -1.6, -1.84, -3.29, -1.73,
+    ],
+    "value_loss": [
+        5.94, 0.0573, 0.104, 0.552, 0.0506, 13.2, 7.82, 0.355, 0.826, 0.00115,
+        0.000115, 2.93e-05, 1e-05, 7.52e-06, 3.08e-06, 2.8e-06, 2.86e-06, 2.83e-06,
+        2.36e-06, 2.41e-06, 2.03e-06, 2.27e-06, 2.18e-06, 2.44e-06, 3.39e-06,
+        1.92e-06, 2.04e-06, 2.05e-06, 2.18e-06, 1.99e-06, 2.15e-06, 1.92e-06,
+        2.09e-06, 2.1e-06, 1.94e-06, 2.27e-06, 2.09e-06, 2.1e-06, 2.36e-06,
+    ],
+    "episodic_return": [
+        89.0, math.nan, math.nan, 232.0, math.nan, 269.7, 89.5, 249.5, 238.0,
+        math.nan, math.nan, math.nan, 500.0, 500.0, 500.0, math.nan, math.nan, 500.0,
+        math.nan, math.nan, 500.0, math.nan, math.nan, 500.0, 500.0, math.nan,
+        math.nan, math.nan, 500.0, math.nan, math.nan, 500.0, math.nan, 500.0,
+        math.nan, math.nan, math.nan, 500.0, 500.0,
+    ],
+}  # fmt: skip
+
+# Every update of lesson 08's Acrobot-v1 run without reward scaling (seed 1, 100,000
+# steps: PPOConfig(env_id="Acrobot-v1", env_backend="torch", num_envs=64,
+# num_steps=32, num_minibatches=4, update_epochs=4, gamma=0.99, gae_lambda=0.94,
+# learning_rate=1e-3, norm_obs=True, norm_reward=False)). Every episode ends at the
+# 500-step limit (return −500, in updates 16, 32 and 47), like solved CartPole's at
+# 500, but here the critic fails: its value loss stays at 0.4x its peak.
+ACROBOT_UNSCALED = {
+    "explained_variance": [
+        -0.011, -0.065, -0.087, -0.034, 9.7e-05, -0.015, -0.0043, -0.0099, 0.035,
+        0.025, -0.12, -0.083, -0.031, -0.0012, -0.016, 0.028, -0.0077, 0.002, 0.0062,
+        0.019, 0.0037, 0.0018, -0.0051, -0.0042, -0.0061, -0.0022, -0.00066, -0.0078,
+        -0.0079, -0.0028, -5.2e-05, -0.054, -0.0032, -0.0025, -0.0016, -0.0023,
+        -0.0018, -0.0015, -0.0014, -0.0011, -0.00027, -0.00068, 0.00038, 0.001,
+        -0.00025, -0.00061, 0.011, -0.0013,
+    ],
+    "value_loss": [
+        43.2, 41.8, 42.0, 38.2, 34.4, 29.0, 25.8, 25.2, 23.7, 22.9, 22.8, 22.3, 22.7,
+        22.5, 22.5, 10.8, 21.4, 21.3, 21.2, 20.8, 20.5, 20.2, 20.2, 19.9, 19.8, 19.5,
+        19.3, 19.1, 18.9, 18.8, 18.6, 11.3, 18.3, 18.3, 18.2, 18.1, 18.1, 18.0, 18.0,
+        18.0, 17.9, 17.9, 17.9, 18.0, 18.0, 18.1, 14.3, 18.3,
+    ],
+    "episodic_return": [
+        -500.0 if u in (16, 32, 47) else math.nan for u in range(1, 49)
+    ],
+}  # fmt: skip
+
+
+def replay(series: dict[str, list[float]]) -> list[dict]:
+    """A healthy() history with these metrics' values, update by update."""
+    n = len(series["explained_variance"])
+    return healthy(n, **{k: (lambda u, f, v=v: v[u - 1]) for k, v in series.items()})
+
+
+def late_median_ev(history: list[dict]) -> float:
+    ev = sorted(row["explained_variance"] for row in history[len(history) // 2 :])
+    return 0.5 * (ev[(len(ev) - 1) // 2] + ev[len(ev) // 2])
+
+
+def test_solved_task_with_constant_targets_is_not_value_not_learning():
+    """A solved CartPole: the value targets are all about the same, so explained
+    variance (a ratio over their variance) reads below 0 in most late updates while
+    the critic fits them to a value loss of ~2e-6, 1e-7 of its peak. Healthy, and
+    the doctor must say nothing (before it ignored such updates it named
+    value_not_learning here, and for seed 1)."""
+    history = replay(SOLVED_CARTPOLE)
+    assert late_median_ev(history) < -0.3, "the pattern: EV below 0 late in the run"
+    assert diagnose(history) == []
+
+
+def test_critic_failing_on_constant_returns_is_still_named():
+    """Acrobot without reward scaling: every episode ends at −500, a constant return
+    like solved CartPole's 500, but the value loss stays at 0.4x its peak and
+    explained variance at ~0: the critic does not learn. A rule that skipped
+    updates with constant episodic returns would miss it; the value loss tells."""
+    history = replay(ACROBOT_UNSCALED)
+    finding = next(f for f in diagnose(history) if f.problem == "value_not_learning")
+    assert finding.update == 25  # the first update of the second half
+
+
+def test_value_not_learning_needs_the_loss_to_fall_1000x_to_be_excused():
+    """Explained variance ≤ 0 with a value loss 1/100 of its peak is still named;
+    at 1/10,000 of its peak the targets barely vary and the rule stays quiet."""
+    for fall, named in ((1e-2, True), (1e-4, False)):
+        history = healthy(
+            explained_variance=lambda u, f: 0.5 if u <= 20 else -0.3,
+            value_loss=lambda u, f, fall=fall: 10.0 if u <= 20 else 10.0 * fall,
+        )
+        assert ("value_not_learning" in problems(history)) is named, fall
+
+
 def test_findings_come_in_the_order_of_problems():
     history = healthy(
         approx_kl=lambda u, f: 0.2,
