@@ -13,6 +13,10 @@ virtual environment so the course's environment stays small:
     python3 -m venv .venv-bench
     .venv-bench/bin/pip install torch==2.13.0 stable-baselines3 -e .
     .venv-bench/bin/python bench/bench_sb3.py --seeds 1 2 3 4 5 --total-steps 100000
+    .venv-bench/bin/python bench/bench_sb3.py --config fast  # 64 envs x 16 steps
+
+`--config fast` gives both trainers the fast preset's hyperparameters (the settings of
+`preset("CartPole-v1", env_backend="torch")`) on 64 Gymnasium CartPole-v1 envs.
 
 (On Linux, add `--index-url https://download.pytorch.org/whl/cpu
 --extra-index-url https://pypi.org/simple` to the pip line for a CPU-only torch.)
@@ -30,6 +34,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from ppo_lessons.presets import preset
 from ppo_lessons.trainer import PPOConfig, evaluate, train
 
 SOLVED = 475.0  # CartPole-v1 reward_threshold
@@ -116,6 +121,14 @@ def run_sb3(config: PPOConfig) -> dict:
     }
 
 
+def base_config(name: str) -> PPOConfig:
+    """The hyperparameters both trainers get, on Gymnasium's CartPole-v1 envs."""
+    if name == "fast":
+        fast = preset("CartPole-v1", env_backend="torch", device="cpu")
+        return fast.replace(env_backend="gymnasium")
+    return PPOConfig(device="cpu")
+
+
 def median(values: list[float | None]) -> float | None:
     """Median, counting a run that never solved as +inf (None if most never did)."""
     filled = [np.inf if v is None else v for v in values]
@@ -146,12 +159,25 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seeds", type=int, nargs="+", default=[1, 2, 3, 4, 5])
     parser.add_argument("--total-steps", type=int, default=100_000)
+    parser.add_argument(
+        "--config",
+        choices=("default", "fast"),
+        default="default",
+        help="hyperparameters for both trainers: the trainer's defaults (the zoo's), or "
+        "the fast preset's (64 envs x 16 steps, 4 epochs of 4 minibatches) on the same "
+        "Gymnasium envs",
+    )
+    parser.add_argument(
+        "--threads", type=int, default=1, help="torch CPU threads for both trainers"
+    )
     parser.add_argument("--json", type=Path, help="also write the raw results here")
     args = parser.parse_args()
-    torch.set_num_threads(1)  # both trainers: one thread is fastest for 64-unit MLPs
+    torch.set_num_threads(args.threads)  # the same for both trainers
     results: dict[str, list[dict]] = {"ours": [], "sb3": []}
     for seed in args.seeds:
-        config = PPOConfig(seed=seed, total_steps=args.total_steps, device="cpu")
+        config = base_config(args.config).replace(
+            seed=seed, total_steps=args.total_steps, torch_threads=args.threads
+        )
         for name, runner in (("ours", run_ours), ("sb3", run_sb3)):
             results[name].append(runner(config))
             print(f"seed {seed} {name:4}: {json.dumps(results[name][-1])}", flush=True)

@@ -143,7 +143,13 @@ def minibatch_loss(
     loss, entropy, approx KL, clip fraction (None when not `with_metrics`: the
     update skips them in epochs whose metrics nobody reads)."""
     policy_out, new_values = agent.policy_and_value(batch.obs[idx])
-    new_log_probs, entropy = agent.log_prob_entropy(policy_out, batch.actions[idx])
+    # with ent_coef = 0 the entropy only feeds the metrics: skip it when they are not
+    # read (its term, 0 · H, would add exact zeros to the loss and the gradient)
+    need_entropy = with_metrics or settings.ent_coef != 0.0
+    if need_entropy:
+        new_log_probs, entropy = agent.log_prob_entropy(policy_out, batch.actions[idx])
+    else:
+        new_log_probs = agent.log_prob(policy_out, batch.actions[idx])
     old_log_probs = batch.log_probs[idx]
     advantages = batch.advantages[idx]
     if settings.norm_adv:
@@ -153,8 +159,11 @@ def minibatch_loss(
     )
     v_clip = settings.clip_coef if settings.clip_vloss else None
     v_loss = value_loss_fn(new_values, batch.values[idx], batch.returns[idx], v_clip)
+    loss = policy_loss + settings.vf_coef * v_loss
+    if not need_entropy:
+        return loss, None
     entropy = entropy.mean()
-    loss = policy_loss + settings.vf_coef * v_loss - settings.ent_coef * entropy
+    loss = loss - settings.ent_coef * entropy
     if not with_metrics:
         return loss, None
     with torch.no_grad():

@@ -16,6 +16,7 @@ from ppo_lessons.update import (
     UpdateSettings,
     approx_kl,
     explained_variance,
+    minibatch_loss,
     normalize_advantages,
     ppo_update,
 )
@@ -262,3 +263,25 @@ def test_ppo_update_uses_the_given_objective_and_value_loss():
                torch.Generator(), my_objective, my_value_loss)  # fmt: skip
     assert calls["objective"] == 16  # 4 epochs x 4 minibatches
     assert calls["value_loss"] == [0.2] * 16  # clip_vloss passes clip_coef
+
+
+@pytest.mark.parametrize("ent_coef", [0.0, 0.01])
+def test_minibatch_loss_without_metrics_has_the_same_loss_and_gradient(ent_coef):
+    # without metrics and with ent_coef = 0 the entropy is not computed at all; the
+    # loss and its gradient must still be exactly those of the full computation
+    torch.manual_seed(0)
+    agent = ActorCritic(3, 2, discrete=True)
+    batch = batch_for(agent)
+    idx = torch.arange(16)
+    grads = []
+    for with_metrics in (True, False):
+        agent.zero_grad()
+        loss, metrics = minibatch_loss(
+            agent, batch, idx, settings(ent_coef=ent_coef), with_metrics=with_metrics
+        )
+        assert (metrics is None) == (not with_metrics)
+        loss.backward()
+        grads.append((loss.detach(), [p.grad.clone() for p in agent.parameters()]))
+    (loss_a, grads_a), (loss_b, grads_b) = grads
+    assert torch.equal(loss_a, loss_b)
+    assert all(torch.equal(a, b) for a, b in zip(grads_a, grads_b, strict=True))
