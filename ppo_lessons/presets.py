@@ -69,7 +69,7 @@ FAST_PRESETS: dict[str, dict[str, Any]] = {
     "CartPole-v1": dict(
         env_backend="torch", num_envs=64, num_steps=16, num_minibatches=4,
         update_epochs=4, gamma=0.98, gae_lambda=0.8, learning_rate=3e-3,
-        anneal_lr=True, total_steps=100_000,
+        anneal_lr=True, total_steps=150_000,
     ),
     # the zoo's Acrobot entry with 4x the envs, 1/4 the rollout length and 4x the
     # minibatch size (same batch of 4096 per update, 16x fewer gradient steps)
