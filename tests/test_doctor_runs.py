@@ -8,7 +8,8 @@ tests that read it. The runs:
   time limit, so a 20,000-step run reaches the limit often and the time-limit rule
   is exercised), seed 4, and seed 2 in the slow group; Pendulum-v1 (its preset with
   256-step rollouts), seed 1, and seed 2 in the slow group.
-- broken: learning rate 0.1 (100x the default) on CartPole -> kl_too_high and
+- broken: vf_coef=0 on CartPole-v0 (a critic that is never trained) ->
+  value_not_learning; learning rate 0.1 (100x the default) on CartPole -> kl_too_high and
   entropy_collapse; ent_coef 0.5 on Pendulum -> entropy_too_high; norm_adv=False on
   Pendulum (rewards down to -16 per step) -> advantages_not_normalized (these two
   with 4 minibatches of 256 instead of 16 of 64, to halve their cost); a compute_gae
@@ -129,7 +130,26 @@ def advantages_not_normalized() -> TrainResult:
     return run(pendulum(1, BROKEN_PENDULUM_STEPS, norm_adv=False, num_minibatches=4))
 
 
+@pytest.fixture(scope="module")
+def critic_not_trained() -> TrainResult:
+    """vf_coef=0: the value loss never reaches the critic (separate networks)."""
+    return run(cartpole(4, vf_coef=0.0))
+
+
 # ---------------------------------------------------------------- broken runs
+
+
+def test_critic_that_is_never_trained_is_named(critic_not_trained):
+    """vf_coef=0 on CartPole-v0 (seed 4, the healthy run's seed): the critic keeps its
+    initial weights and explains almost nothing (median 0.001 in the second half,
+    slightly above 0 because returns = advantages + values). Catches a threshold
+    at or below 0, which this run passes, and advice that forgets vf_coef."""
+    finding = named(critic_not_trained.diagnosis, "value_not_learning")
+    assert finding.metric == "explained_variance"
+    late = critic_not_trained.history[len(critic_not_trained.history) // 2 :]
+    late_ev = sorted(r["explained_variance"] for r in late)
+    assert late_ev[len(late_ev) // 2] > 0.0, "the case a '<= 0' rule would miss"
+    assert "vf_coef" in finding.advice
 
 
 def test_learning_rate_far_too_high_is_named(lr_too_high):
