@@ -13,6 +13,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 import torch  # noqa: E402
+from test_trainer_torch_backend import SMALL  # noqa: E402  (tests/ is on sys.path)
 
 from ppo_lessons import experiments as ex  # noqa: E402
 from ppo_lessons.clipping import clipped_surrogate_objective  # noqa: E402
@@ -26,11 +27,6 @@ from ppo_lessons.trainer import (  # noqa: E402
     update_settings,
 )
 from ppo_lessons.update import ppo_update  # noqa: E402
-
-TINY = dict(
-    env_id="CartPole-v1", env_backend="torch", num_envs=16, num_steps=16,
-    total_steps=1024, update_epochs=2, num_minibatches=2, device="cpu",
-)  # fmt: skip
 
 
 def record(label: str, seed: int, final: float, mean: float | None = None):
@@ -161,7 +157,7 @@ def test_results_table_lists_every_variant_with_its_verdict():
 
 
 def fake_result(history: list[dict], seed: int = 3) -> TrainResult:
-    config = PPOConfig(**TINY, seed=seed)
+    config = PPOConfig(**SMALL, seed=seed)
     return TrainResult(
         agent=None, history=history, config=config, global_step=history[-1]["step"],
         wall_seconds=2.5, first_step_solved=None, seconds_to_solve=None,
@@ -194,7 +190,7 @@ def test_record_rejects_an_empty_run_and_a_bad_fraction():
 
 def test_run_seeds_trains_each_seed_and_is_reproducible():
     # catches a loop that forgets to set the seed (every "seed" the same run)
-    config = PPOConfig(**TINY)
+    config = PPOConfig(**SMALL)
     first = ex.run_seeds(config, [1, 2], label="tiny")
     again = ex.run_seeds(config, [1], label="tiny")
     assert [r.seed for r in first] == [1, 2] and first[0].label == "tiny"
@@ -216,7 +212,7 @@ def test_run_variants_applies_each_variant_and_reports(capsys):
         history = [{"step": 256, "episodic_return": float(config.seed)}]
         return fake_result(history, seed=config.seed)
 
-    base = PPOConfig(**TINY)
+    base = PPOConfig(**SMALL)
     groups = ex.run_variants(
         base,
         {
@@ -376,7 +372,7 @@ def test_probability_ratio_objective_breaks_where_float32_exp_does(log_p):
 def test_critic_first_optimizers_keep_actor_and_critic_apart():
     # catches one Adam over both networks: its momentum would move the actor on
     # critic-only steps (and the critic on policy-only steps)
-    run = start_run(PPOConfig(**TINY))
+    run = start_run(PPOConfig(**SMALL))
     critic_optimizer = ex._critic_optimizer(run)
 
     def owned(optimizer):
@@ -408,7 +404,7 @@ def test_critic_first_optimizers_keep_actor_and_critic_apart():
 
 def test_revalue_uses_the_current_critic_on_the_right_observations():
     # catches V(s_{t+1}) computed from s_t (obs and reached_obs mixed up)
-    run = start_run(PPOConfig(**TINY))
+    run = start_run(PPOConfig(**SMALL))
     buffer = make_buffer(run)
     collect_rollout(run, buffer)
     stored = buffer.values.clone(), buffer.next_values.clone()
@@ -424,7 +420,7 @@ def test_revalue_uses_the_current_critic_on_the_right_observations():
 
 def test_train_critic_first_modes_share_the_critic_fit_but_not_the_policy_step():
     # catches an `advantages_from` flag that is ignored
-    config = PPOConfig(**TINY)
+    config = PPOConfig(**SMALL)
     collected = ex.train_critic_first(config, advantages_from="collected")
     updated = ex.train_critic_first(config, advantages_from="updated")
     for result in (collected, updated):
