@@ -181,11 +181,40 @@ def run_state(run: Run) -> dict[str, Any]:
     }
 
 
+def flat_optimizer_state(saved: dict[str, Any]) -> dict[str, Any]:
+    """The Adam state of a checkpoint as the trainer's single flat parameter tensor
+    holds it (`ppo_lessons.update.flatten_parameters`). Checkpoints written before
+    the parameters were flattened hold one state per parameter tensor, in the
+    agent's parameter order: their moments are concatenated in that order (the
+    step count is the same for all), so those runs resume where they stopped."""
+    groups = saved["param_groups"]
+    if len(groups) != 1 or len(groups[0]["params"]) <= 1:
+        return saved
+    per_param = [saved["state"].get(i) for i in groups[0]["params"]]
+    if all(entry is None for entry in per_param):  # saved before the first step
+        return {"state": {}, "param_groups": [{**groups[0], "params": [0]}]}
+    if any(entry is None for entry in per_param):
+        raise ValueError(
+            "the checkpoint's optimizer state covers only some of the agent's "
+            "parameters; it cannot be resumed"
+        )
+    state = {
+        0: {
+            "step": per_param[0]["step"],
+            **{
+                key: torch.cat([entry[key].reshape(-1) for entry in per_param])
+                for key in ("exp_avg", "exp_avg_sq")
+            },
+        }
+    }
+    return {"state": state, "param_groups": [{**groups[0], "params": [0]}]}
+
+
 def restore_run_state(run: Run, state: dict[str, Any]) -> None:
     """Put a freshly started run into the state saved in `state`."""
     device = run.device
     run.agent.load_state_dict(state["agent"])
-    run.optimizer.load_state_dict(state["optimizer"])
+    run.optimizer.load_state_dict(flat_optimizer_state(state["optimizer"]))
     run.generator.set_state(state["generator"])
     torch.set_rng_state(state["torch_rng"])
     if run.reward_scaler is not None:

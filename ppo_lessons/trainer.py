@@ -51,7 +51,12 @@ from ppo_lessons.normalize import RewardScaler
 from ppo_lessons.torch_envs import TorchVectorEnv, make_torch_vector_env
 from ppo_lessons.trainer_config import PPOConfig
 from ppo_lessons.trainer_display import LivePlot, animate_episode, progress_bar
-from ppo_lessons.update import UpdateSettings, explained_variance, ppo_update
+from ppo_lessons.update import (
+    UpdateSettings,
+    explained_variance,
+    flatten_parameters,
+    ppo_update,
+)
 
 __all__ = [
     "LivePlot",
@@ -257,7 +262,7 @@ def start_run(config: PPOConfig) -> Run:
     agent = make_agent(config, envs.single_observation_space, envs.single_action_space)
     agent.to(device)
     optimizer = torch.optim.Adam(
-        agent.parameters(),
+        [flatten_parameters(agent)],  # one tensor: one Adam step, one clipping norm
         lr=config.learning_rate,
         eps=config.adam_eps,
         fused=True,  # one kernel for all parameters: ~3x faster steps for small MLPs

@@ -16,9 +16,11 @@ from ppo_lessons.update import (
     UpdateSettings,
     approx_kl,
     explained_variance,
+    flatten_parameters,
     minibatch_loss,
     normalize_advantages,
     ppo_update,
+    shuffled_minibatches,
 )
 
 # ---------------------------------------------------------------- value_loss
@@ -285,3 +287,65 @@ def test_minibatch_loss_without_metrics_has_the_same_loss_and_gradient(ent_coef)
     (loss_a, grads_a), (loss_b, grads_b) = grads
     assert torch.equal(loss_a, loss_b)
     assert all(torch.equal(a, b) for a, b in zip(grads_a, grads_b, strict=True))
+
+
+def test_flatten_parameters_keeps_the_values_and_makes_every_parameter_a_view():
+    torch.manual_seed(0)
+    agent = ActorCritic(3, 2, discrete=False)  # log σ is a parameter too
+    before = {k: v.clone() for k, v in agent.state_dict().items()}
+    flat = flatten_parameters(agent)
+    assert all(torch.equal(before[k], v) for k, v in agent.state_dict().items())
+    assert flat.is_leaf and flat.numel() == sum(p.numel() for p in agent.parameters())
+    with torch.no_grad():
+        flat.add_(1.0)  # an optimizer step on the flat tensor moves every parameter
+    assert all(torch.equal(p, before[k] + 1.0) for k, p in agent.named_parameters())
+
+
+def test_gradients_land_in_the_flat_gradient_in_parameter_order():
+    torch.manual_seed(0)
+    agent = ActorCritic(3, 2, discrete=True)
+    flat = flatten_parameters(agent)
+    loss, _ = minibatch_loss(agent, batch_for(agent), slice(None), settings())
+    loss.backward()
+    expected = torch.cat([p.grad.reshape(-1) for p in agent.parameters()])
+    assert expected.abs().sum() > 0 and torch.equal(flat.grad, expected)
+
+
+def test_an_update_on_flat_parameters_equals_one_on_the_parameter_list():
+    # the same Adam arithmetic; the clipping norm of the one flat gradient is that
+    # of all gradients together (up to the rounding of the sum)
+    results = []
+    for flat in (False, True):
+        torch.manual_seed(0)
+        agent = ActorCritic(3, 2, discrete=True)
+        start = torch.cat([p.detach().reshape(-1) for p in agent.parameters()])
+        params = [flatten_parameters(agent)] if flat else list(agent.parameters())
+        optimizer = torch.optim.Adam(params, lr=1e-3, eps=1e-5, fused=True)
+        ppo_update(agent, optimizer, batch_for(agent), settings(max_grad_norm=0.05),
+                   torch.Generator().manual_seed(0))  # fmt: skip
+        results.append(torch.cat([p.detach().reshape(-1) for p in agent.parameters()]))
+        assert (results[-1] - start).abs().max() > 1e-4  # the update moved them
+    torch.testing.assert_close(results[1], results[0], rtol=0, atol=1e-6)
+
+
+def test_flatten_parameters_refuses_a_module_without_trainable_parameters():
+    with pytest.raises(ValueError, match="no trainable parameters"):
+        flatten_parameters(torch.nn.Tanh())
+
+
+@pytest.mark.parametrize("B, M", [(64, 16), (64, 24), (64, 64), (64, 100)])
+def test_shuffled_minibatches_cover_the_batch_once_in_slices_of_m(B, M):
+    torch.manual_seed(0)
+    agent = ActorCritic(3, 2, discrete=True)
+    batch = batch_for(agent, B=B)
+    pairs = shuffled_minibatches(batch, M, torch.Generator().manual_seed(0))
+    sizes = [len(b.advantages[idx]) for b, idx in pairs]
+    assert sizes == [min(M, B - start) for start in range(0, B, M)]
+    seen = torch.cat([b.advantages[idx] for b, idx in pairs])
+    assert torch.equal(seen.sort().values, batch.advantages.sort().values)
+    for field in ("obs", "actions", "log_probs", "values", "returns"):  # rows stay rows
+        rows = torch.cat([getattr(b, field)[idx] for b, idx in pairs])
+        where = [int((batch.advantages == a).nonzero()) for a in seen]
+        assert torch.equal(rows, getattr(batch, field)[where])
+    if M < B:
+        assert not torch.equal(seen, batch.advantages)  # shuffled

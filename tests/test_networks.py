@@ -12,6 +12,7 @@ from torch.distributions import Categorical, Normal
 
 from ppo_lessons.networks import (
     SIGMOID_TANH_MIN_NUMEL,
+    SIGMOID_TANH_MIN_NUMEL_NO_GRAD,
     ActorCritic,
     Tanh,
     categorical_entropy,
@@ -278,3 +279,19 @@ def test_log_prob_is_the_first_half_of_log_prob_entropy():
         actions, _ = agent.sample(policy_out)
         log_prob, _ = agent.log_prob_entropy(policy_out, actions)
         assert torch.equal(agent.log_prob(policy_out, actions), log_prob)
+
+
+@pytest.mark.parametrize(
+    "numel", [SIGMOID_TANH_MIN_NUMEL_NO_GRAD // 2, SIGMOID_TANH_MIN_NUMEL_NO_GRAD]
+)
+def test_tanh_without_autograd_goes_through_the_sigmoid_from_its_threshold(numel):
+    # acting and valuing a rollout record no graph: from the threshold on, tanh is
+    # computed as 2σ(2x) − 1 (bit for bit that formula), below it by torch.tanh
+    x = torch.randn(numel, generator=torch.Generator().manual_seed(0)) * 4
+    with torch.no_grad():
+        y = Tanh()(x)
+    via_sigmoid = torch.sigmoid(x * 2.0) * 2.0 - 1.0
+    assert not torch.equal(via_sigmoid, torch.tanh(x))  # the two paths differ here
+    assert torch.equal(y, via_sigmoid) == (numel >= SIGMOID_TANH_MIN_NUMEL_NO_GRAD)
+    assert torch.equal(y, torch.tanh(x)) == (numel < SIGMOID_TANH_MIN_NUMEL_NO_GRAD)
+    assert (y - torch.tanh(x)).abs().max() < 5e-7

@@ -130,3 +130,37 @@ def test_nan_loss_stops_training_and_keeps_the_last_good_checkpoint(tmp_path):
     state = load_checkpoint(path)
     assert state["update"] == 2
     assert all(torch.isfinite(v).all() for v in state["agent"].values())
+
+
+def per_layer_optimizer_state(flat_state: dict, agent: torch.nn.Module) -> dict:
+    """The Adam state as checkpoints held it before the trainer flattened the
+    parameters: one entry per parameter tensor, in the agent's parameter order."""
+    (entry,) = flat_state["state"].values()
+    state, offset = {}, 0
+    for i, p in enumerate(agent.parameters()):
+        n = p.numel()
+        state[i] = {
+            "step": entry["step"].clone(),
+            **{key: entry[key][offset : offset + n].view_as(p).clone()
+               for key in ("exp_avg", "exp_avg_sq")},
+        }  # fmt: skip
+        offset += n
+    assert offset == entry["exp_avg"].numel()
+    group = {**flat_state["param_groups"][0], "params": list(state)}
+    return {"state": state, "param_groups": [group]}
+
+
+def test_a_checkpoint_with_per_layer_optimizer_state_resumes_exactly(tmp_path):
+    # checkpoints written before the parameters were flattened hold Adam's moments
+    # per layer; resuming one must continue the run exactly (moments in the right
+    # order), as resuming the same checkpoint in today's layout does
+    path, old_path = tmp_path / "run.pt", tmp_path / "old.pt"
+    full = train(CONFIG, progress=False)
+    part = train(CONFIG, stop_at_step=1024, save_path=path, progress=False)
+    state = load_checkpoint(path)
+    state["optimizer"] = per_layer_optimizer_state(state["optimizer"], part.agent)
+    assert len(state["optimizer"]["state"]) == len(list(part.agent.parameters())) > 1
+    torch.save(state, old_path)
+    rest = train(CONFIG, resume_from=old_path, progress=False)
+    assert same_history(rest.history, full.history)
+    assert same_parameters(rest.agent, full.agent)
