@@ -13,10 +13,11 @@ virtual environment so the course's environment stays small:
     python3 -m venv .venv-bench
     .venv-bench/bin/pip install torch==2.13.0 stable-baselines3 -e .
     .venv-bench/bin/python bench/bench_sb3.py --seeds 1 2 3 4 5 --total-steps 100000
-    .venv-bench/bin/python bench/bench_sb3.py --config fast  # 64 envs x 16 steps
+    .venv-bench/bin/python bench/bench_sb3.py --config fast --total-steps 150000
 
 `--config fast` gives both trainers the fast preset's hyperparameters (the settings of
-`preset("CartPole-v1", env_backend="torch")`) on 64 Gymnasium CartPole-v1 envs.
+`preset("CartPole-v1", env_backend="torch")`: its number of envs, rollout length,
+epochs, minibatches, network and learning rate) on Gymnasium CartPole-v1 envs.
 
 (On Linux, add `--index-url https://download.pytorch.org/whl/cpu
 --extra-index-url https://pypi.org/simple` to the pip line for a CPU-only torch.)
@@ -164,7 +165,7 @@ def main() -> None:
         choices=("default", "fast"),
         default="default",
         help="hyperparameters for both trainers: the trainer's defaults (the zoo's), or "
-        "the fast preset's (64 envs x 16 steps, 4 epochs of 4 minibatches) on the same "
+        "the fast preset's (`preset('CartPole-v1', env_backend='torch')`) on the same "
         "Gymnasium envs",
     )
     parser.add_argument(
