@@ -222,7 +222,8 @@ def test_healthy_cartpole_is_quiet(healthy_cartpole):
     history = healthy_cartpole.history
     late = [r["episodic_return"] for r in history[-len(history) // 4 :]]
     late = [v for v in late if math.isfinite(v)]
-    assert sum(late) / len(late) > 150, "the run must learn (random play: ~20)"
+    # the run must learn: random play averages about 20, the time limit is 200
+    assert sum(late) / len(late) > 100, "the run must learn (random play: ~20)"
     assert len(cut_updates(history)) >= 3 and len(quiet_updates(history)) >= 3
     assert diagnose(history) == []
     assert healthy_cartpole.diagnosis == []
