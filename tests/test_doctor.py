@@ -225,6 +225,50 @@ ACROBOT_UNSCALED = {
 }  # fmt: skip
 
 
+# Every update of a healthy run that solves CartPole-v0 (200-step limit):
+# PPOConfig(env_id="CartPole-v0", seed=3, total_steps=20_000), the default config, as in
+# tests/test_doctor_runs.py. From update 32 nearly every episode runs to the limit and
+# the value loss falls to 1e-4 .. 1e-2 of its peak, except in the 5 late updates in
+# which one episode failed early (43, 48 and 77, and the update after 43 and 48):
+# there the targets vary and explained variance is ~0, since no critic foresees a
+# rare failure.
+SOLVED_CARTPOLE_V0 = {
+    "explained_variance": [
+        -0.00299, -0.121, -0.0305, -0.291, -0.122, 0.185, 0.306, 0.507, 0.775,
+        0.637, 0.589, 0.612, 0.0375, 0.213, -0.0266, -0.00746, -0.0148, -0.00889,
+        -0.0114, -0.0122, -0.00754, -0.0112, -0.00678, -9.39e-05, 0.0389, -0.00723, -0.00936,
+        0.113, -0.00745, 0.949, 0.306, 0.172, 0.0824, 0.0825, 0.00464, -0.0262,
+        -0.000516, -0.000892, -0.0222, -0.0159, 0.00834, -0.00388, 0.000963, -0.0212, -0.00854,
+        0.0765, -0.0385, -0.00149, -0.00653, 0.0659, 0.0124, 0.0297, -0.00838, 0.0934,
+        0.00206, -0.0193, 0.0041, -0.0951, -0.00253, 0.119, -0.123, 0.116, 0.2,
+        -0.0377, 0.247, 0.0521, 0.157, 0.204, 0.252, -0.21, 0.368, -0.0385,
+        0.428, 0.173, 0.466, 0.317, -0.000253, 0.13,
+    ],
+    "value_loss": [
+        5.59, 4.73, 2.67, 1.9, 2.56, 2.36, 3.17, 2.26, 0.86,
+        2.54, 6.6, 5.08, 6.67, 0.303, 12.5, 9.71, 10.2, 4.11,
+        11.2, 4.41, 8.26, 4.63, 4.74, 5.05, 0.146, 5.66, 5.93,
+        0.0817, 6.44, 0.218, 4.34, 0.0511, 0.023, 0.0193, 0.0149, 0.0137,
+        8.51, 8.45, 0.0287, 0.0118, 0.00782, 0.00959, 17.2, 0.0611, 0.00768,
+        0.00523, 0.00494, 9.78, 0.0319, 0.00577, 0.00313, 0.00342, 0.0023, 0.00268,
+        0.00186, 0.00179, 0.00142, 0.000999, 0.000892, 0.000728, 0.000565, 0.00046, 0.000337,
+        0.000227, 0.000187, 0.000141, 0.00014, 0.000116, 0.000105, 0.000109, 0.000123, 0.000148,
+        0.000137, 0.000167, 0.000202, 0.00033, 11.9, 0.000881,
+    ],
+    "episodic_return": [
+        16.2, 21.4, 22.1, 26.7, 36.5, 24.6, 23.1, 26, 47,
+        64, 56.3, 106, 66.7, 200, 121, 53, 98.3, 101,
+        131, 117, 120, 132, 163, 105, 200, 185, 161,
+        math.nan, 198, 200, 184, 200, math.nan, 200, 200, 200,
+        193, 195, 200, 200, math.nan, 200, 139, 200, 200,
+        200, math.nan, 182, 200, 200, 200, 200, math.nan, 200,
+        200, 200, 200, math.nan, 200, 200, 200, 200, 200,
+        math.nan, 200, 200, 200, 200, 200, 200, 200, math.nan,
+        200, 200, 200, 200, 199, math.nan,
+    ],
+}  # fmt: skip
+
+
 def replay(series: dict[str, list[float]]) -> list[dict]:
     """A healthy() history with these metrics' values, update by update."""
     n = len(series["explained_variance"])
@@ -255,6 +299,35 @@ def test_critic_failing_on_constant_returns_is_still_named():
     history = replay(ACROBOT_UNSCALED)
     finding = next(f for f in diagnose(history) if f.problem == "value_not_learning")
     assert finding.update == 25  # the first update of the second half
+
+
+def test_rare_failures_of_a_solved_task_are_not_value_not_learning():
+    """A solved CartPole-v0 run whose targets are flat in 34 of its last 39 updates:
+    the 5 left are updates with a rare early failure, where explained variance is ~0.
+    Most of the second half fits its targets to 1e-3 of the peak loss or better, so
+    the critic learns, and the doctor must stay quiet (before the rule asked for half
+    of the second half it named value_not_learning here)."""
+    history = replay(SOLVED_CARTPOLE_V0)
+    second_half = history[len(history) // 2 :]
+    peak, varied = 0.0, []
+    for row in history:
+        peak = max(peak, row["value_loss"])
+        if row in second_half and row["value_loss"] >= 1e-3 * peak:
+            varied.append(row)
+    assert len(varied) == 5, "the pattern: few late updates whose targets vary"
+    assert late_median_ev(varied) < 0.1, "the pattern: explained variance ~0 in them"
+    assert diagnose(history) == []
+
+
+def test_value_not_learning_is_named_when_half_the_late_targets_vary():
+    """The other side of the half-of-the-second-half rule: explained variance ~0
+    while the value loss stays high in every other late update (the rest flat) is
+    still a critic that does not learn."""
+    history = healthy(
+        explained_variance=lambda u, f: 0.5 if u <= 20 else 0.0,
+        value_loss=lambda u, f: 10.0 if u <= 20 or u % 2 else 1e-4,
+    )
+    assert "value_not_learning" in problems(history)
 
 
 def test_value_not_learning_needs_the_loss_to_fall_1000x_to_be_excused():

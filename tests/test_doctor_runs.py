@@ -6,8 +6,8 @@ tests that read it. The runs:
 
 - healthy: CartPole-v0 with the default config (v0 is CartPole-v1 with a 200-step
   time limit, so a 20,000-step run reaches the limit often and the time-limit rule
-  is exercised), seed 4, and seed 2 in the slow group; Pendulum-v1 (its preset with
-  256-step rollouts), seed 1, and seed 2 in the slow group.
+  is exercised), seed 4, and seeds 2 and 3 in the slow group; Pendulum-v1 (its
+  preset with 256-step rollouts), seed 1, and seed 2 in the slow group.
 - broken: vf_coef=0 on CartPole-v0 (a critic that is never trained) ->
   value_not_learning; learning rate 0.1 (100x the default) on CartPole -> kl_too_high and
   entropy_collapse; ent_coef 0.5 on Pendulum -> entropy_too_high; norm_adv=False on
@@ -97,7 +97,12 @@ def cartpole_run(seed: int, buggy: bool = False) -> TrainResult:
 
 @pytest.fixture(
     scope="module",
-    params=[4, pytest.param(2, marks=pytest.mark.slow)],
+    # seed 3: solved, but rare late failures leave a few updates whose targets vary
+    params=[
+        4,
+        pytest.param(2, marks=pytest.mark.slow),
+        pytest.param(3, marks=pytest.mark.slow),
+    ],
     ids=lambda s: f"seed{s}",
 )
 def healthy_cartpole(request) -> TrainResult:
