@@ -34,14 +34,14 @@ last from longer runs, whose numbers tests/test_doctor.py replays):
   steps) read −6.7 to 0.96 in their second half, median −0.19 and −0.94 for seeds 1
   and 3, while their value loss was 1e-7 to 1e-5 of its peak. A critic that does not
   learn keeps its value loss near its peak (lesson 08's Acrobot without reward
-  scaling, whose episodes all end at −500: 0.4x, explained variance ~0), so the
-  value-not-learning rule reads only updates whose value loss is at least 1/1000 of
-  its peak so far, and only when they are at least half of the second half: once the
-  critic fits most updates' targets that closely, the few updates left are those in
-  which a rare episode failed (a solved CartPole-v0 run, seed 3 of the default
-  config: 5 of 39, explained variance ~0 in them, since no critic foresees a rare
-  failure). (A constant episodic return does not tell the two apart.) Its
-  threshold, a median below 0.1, sits between a critic that is not trained at all
+  scaling, whose episodes all end at −500: 0.4x, explained variance ~0; a constant
+  episodic return does not tell the two apart), so the value-not-learning rule reads
+  only updates whose value loss is at least 1/1000 of its peak so far, and only when
+  they are at least half of the second half: once the critic fits most updates'
+  targets that closely, the few updates left are those in which a rare episode
+  failed (a solved CartPole-v0 run, seed 3 of the default config: 5 of 39, explained
+  variance ~0 in them; a critic fitted to near-constant targets does not foresee a
+  rare failure). Its threshold, a median below 0.1, sits between a critic that is not trained at all
   (vf_coef=0: 0.001 on CartPole-v0, −0.007 on Pendulum-v1; not exactly 0, since
   returns = advantages + values carries the untrained values' own variance) or one
   trained on the wrong targets (lesson 08's returns = advantages: 0.02) and the
