@@ -41,16 +41,16 @@ last from longer runs, whose numbers tests/test_doctor.py replays):
   targets that closely, the few updates left are those in which a rare episode
   failed (a solved CartPole-v0 run, seed 3 of the default config: 5 of 39, explained
   variance ~0 in them; a critic fitted to near-constant targets does not foresee a
-  rare failure). Its threshold, a median below 0.1, sits between a critic that is not trained at all
-  (vf_coef=0: 0.001 on CartPole-v0, −0.007 on Pendulum-v1; not exactly 0, since
+  rare failure). Its threshold, a median below 0.1, sits between a critic that is
+  not trained at all (vf_coef=0: 0.001 on CartPole-v0, −0.007 on Pendulum-v1; not exactly 0, since
   returns = advantages + values carries the untrained values' own variance) or one
   trained on the wrong targets (lesson 08's returns = advantages: 0.02) and the
   healthy runs of tests/test_doctor_runs.py (0.93 to 0.97).
 
 Every rule but non_finite needs a few updates of history (3 for the KL, clip fraction and policy loss;
 8 for the entropy, explained variance, value loss and policy-not-moving rules, and for
-explained variance 4 of them, and half of the second half, with targets that still vary; 3 with
-and 3 without a time-limit cut for the time-limit rule) and stays quiet on shorter
+explained variance 4 of them, and half of the second half, with targets that still
+vary; 3 with and 3 without a time-limit cut for the time-limit rule) and stays quiet on shorter
 runs.
 """
 
