@@ -15,7 +15,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-__all__ = ["EXERCISES", "EXERCISE_HEADER", "Exercise", "exercises_for_lesson"]
+__all__ = ["EXERCISES", "EXERCISE_HEADER", "Exercise"]
 
 EXERCISE_HEADER = re.compile(r"^#\s*Exercise\s+(\d+)\.(\d+)\s*:\s*([A-Za-z_]\w*)\s*$")
 BEGIN_SOLUTION = "### BEGIN SOLUTION"
@@ -52,10 +52,10 @@ EXERCISES: tuple[Exercise, ...] = (
     Exercise("6.1", "value_loss", "ppo_lessons.losses", 2),
     Exercise("6.2", "approx_kl", "ppo_lessons.update", 2),
     Exercise("6.3", "explained_variance", "ppo_lessons.update", 1),
+    Exercise("6.4", "ppo_loss", "ppo_lessons.update", 4),
+    Exercise("6.5", "minibatch_indices", "ppo_lessons.update", 2),
+    Exercise("7.1", "collect_rollout", "ppo_lessons.rollout", 4),
+    Exercise("7.2", "ppo_update", "ppo_lessons.update", 5),
     Exercise("9.1", "cartpole_step", "ppo_lessons.torch_envs", 3),
 )
 
-
-def exercises_for_lesson(lesson: int) -> tuple[Exercise, ...]:
-    """The exercises of lesson `lesson` (an int, e.g. 4), in order."""
-    return tuple(ex for ex in EXERCISES if ex.lesson == lesson)
