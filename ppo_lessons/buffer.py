@@ -58,9 +58,6 @@ class RolloutBuffer:
         self.next_values = torch.zeros((T, N), device=device)  # (T, N) V(s_{t+1})
         self.terminated = torch.zeros((T, N), dtype=torch.bool, device=device)
         self.truncated = torch.zeros((T, N), dtype=torch.bool, device=device)
-        # undiscounted return and length of the episode that ended at (t, n), else 0
-        self.episode_returns = torch.zeros((T, N), device=device)  # (T, N)
-        self.episode_lengths = torch.zeros((T, N), device=device)  # (T, N)
 
     def flatten(self, advantages: torch.Tensor, returns: torch.Tensor) -> Batch:
         """The rollout and its (T, N) advantages and returns as B = T * N rows."""
@@ -73,9 +70,3 @@ class RolloutBuffer:
             advantages=advantages.reshape(B),
             returns=returns.reshape(B),
         )
-
-    def episode_stats(self) -> tuple[torch.Tensor, torch.Tensor]:
-        """(returns, lengths) of the episodes that ended in this rollout, in time order
-        (one host transfer; called once per update)."""
-        ended = (self.terminated | self.truncated).cpu()
-        return self.episode_returns.cpu()[ended], self.episode_lengths.cpu()[ended]

@@ -6,7 +6,8 @@ saving never destroys the last good checkpoint. It is read with
 `torch.load(..., weights_only=True)`: a file holding a pickled object (which could run
 arbitrary code when loaded) is refused.
 
-What it holds: the config, the networks (with the observation statistics), the
+What it holds (`ppo_lessons.trainer.Run.state_dict` makes it): the config, the
+networks (with the observation statistics), the
 optimizer, the random-number generators, the reward-scaling statistics, the step
 counters and history, and the environments' own state (physics state, time-limit
 counters, their random generators), so that a resumed run continues as if it had
@@ -21,9 +22,8 @@ from __future__ import annotations
 import os
 import pickle
 import uuid
-from collections import deque
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import gymnasium as gym
 import numpy as np
@@ -31,16 +31,14 @@ import torch
 
 from ppo_lessons.torch_envs import TorchVectorEnv
 
-if TYPE_CHECKING:
-    from ppo_lessons.trainer import Run
-
 __all__ = [
     "FORMAT",
+    "env_state",
+    "flat_optimizer_state",
     "load_checkpoint",
     "new_run_id",
     "require_writable",
-    "restore_run_state",
-    "run_state",
+    "restore_env_state",
     "save_checkpoint",
 ]
 
@@ -152,38 +150,12 @@ def restore_env_state(envs: gym.vector.VectorEnv, saved: list | dict) -> None:
             _restore_vars(layer, values)
 
 
-# ---------------------------------------------------------------- run state
-
-
-def run_state(run: Run) -> dict[str, Any]:
-    """Everything of a run that a resume needs, as tensors and plain values."""
-    scaler = run.reward_scaler
-    return {
-        "format": FORMAT,
-        "run_id": run.run_id,
-        "config": run.config.to_dict(),
-        "agent": run.agent.state_dict(),
-        "optimizer": run.optimizer.state_dict(),
-        "generator": run.generator.get_state(),
-        "torch_rng": torch.get_rng_state(),
-        "reward_scaler": None if scaler is None else scaler.state_dict(),
-        "envs": env_state(run.envs),
-        "next_obs": run.next_obs,
-        "episode_return": run.episode_return,
-        "episode_length": run.episode_length,
-        "global_step": run.global_step,
-        "update": run.update,
-        "elapsed": run.elapsed,
-        "history": run.history,
-        "recent_returns": list(run.recent_returns),
-        "first_step_solved": run.first_step_solved,
-        "seconds_to_solve": run.seconds_to_solve,
-    }
+# ---------------------------------------------------------------- optimizer state
 
 
 def flat_optimizer_state(saved: dict[str, Any]) -> dict[str, Any]:
     """The Adam state of a checkpoint as the trainer's single flat parameter tensor
-    holds it (`ppo_lessons.update.flatten_parameters`). Checkpoints written before
+    holds it (`ppo_lessons.speed.FlatAdam`). Checkpoints written before
     the parameters were flattened hold one state per parameter tensor, in the
     agent's parameter order: their moments are concatenated in that order (the
     step count is the same for all), so those runs resume where they stopped."""
@@ -208,29 +180,3 @@ def flat_optimizer_state(saved: dict[str, Any]) -> dict[str, Any]:
         }
     }
     return {"state": state, "param_groups": [{**groups[0], "params": [0]}]}
-
-
-def restore_run_state(run: Run, state: dict[str, Any]) -> None:
-    """Put a freshly started run into the state saved in `state`."""
-    device = run.device
-    run.agent.load_state_dict(state["agent"])
-    run.optimizer.load_state_dict(flat_optimizer_state(state["optimizer"]))
-    run.generator.set_state(state["generator"])
-    torch.set_rng_state(state["torch_rng"])
-    if run.reward_scaler is not None:
-        run.reward_scaler.load_state_dict(state["reward_scaler"])
-    if state["envs"] is not None:
-        restore_env_state(run.envs, state["envs"])
-        run.next_obs = state["next_obs"].to(device)
-        run.episode_return = state["episode_return"].to(device)
-        run.episode_length = state["episode_length"].to(device)
-    run.run_id = state["run_id"]
-    run.global_step = state["global_step"]
-    run.update = state["update"]
-    run.elapsed = state["elapsed"]
-    run.history = list(state["history"])
-    run.recent_returns = deque(
-        state["recent_returns"], maxlen=run.recent_returns.maxlen
-    )
-    run.first_step_solved = state["first_step_solved"]
-    run.seconds_to_solve = state["seconds_to_solve"]

@@ -1,5 +1,9 @@
 """Lesson 00 (`00_setup_and_gymnasium.ipynb`): Gymnasium environments for the course.
 
+The second half of the module is the plumbing between an env and the trainer (lesson
+07): the device, tensors in and out, and `RolloutEnvs`, the vector env as the rollout
+sees it.
+
 Gymnasium 1.x vector environments auto-reset by default on the NEXT step: the step
 after an episode ends returns the reset observation with a zero reward, a transition
 that belongs to no episode. The course uses `AutoresetMode.SAME_STEP` instead, chosen
@@ -10,16 +14,28 @@ episode's true final observation (needed to bootstrap at a time-limit truncation
 
 from __future__ import annotations
 
+from typing import Any
+
 import gymnasium as gym
 import numpy as np
 import torch
 from gymnasium.vector import AutoresetMode
 
+from ppo_lessons.normalize import RewardScaler
+from ppo_lessons.torch_envs import TorchVectorEnv, make_torch_vector_env
+
 __all__ = [
     "AUTORESET_MODE",
+    "RolloutEnvs",
+    "actions_to_env",
     "assert_autoreset_mode",
+    "check_spaces",
     "final_observations",
+    "make_training_envs",
     "make_vector_env",
+    "obs_to_tensor",
+    "resolve_device",
+    "to_device",
 ]
 
 AUTORESET_MODE = AutoresetMode.SAME_STEP
@@ -104,3 +120,188 @@ def final_observations(
         for i in np.flatnonzero(ended):
             reached[i] = info["final_obs"][i]
     return reached
+
+
+# ---------------------------------------------------------------- the trainer's plumbing
+
+
+def resolve_device(device: str) -> torch.device:
+    """'auto' -> CUDA when available, else CPU; 'cuda' without CUDA is an error.
+    A CUDA device always carries its index ('cuda' -> 'cuda:0'), so it compares
+    equal to the device of the tensors made on it."""
+    if device == "auto":
+        device = "cuda" if torch.cuda.is_available() else "cpu"
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise ValueError(f"device={device!r} but CUDA is not available; use 'cpu'")
+    resolved = torch.device(device)
+    if resolved.type == "cuda" and resolved.index is None:
+        resolved = torch.device("cuda", torch.cuda.current_device())
+    return resolved
+
+
+def make_training_envs(
+    env_id: str,
+    num_envs: int,
+    backend: str = "gymnasium",
+    device: str = "cpu",
+    seed: int | None = None,
+    asynchronous: bool = False,
+) -> gym.vector.VectorEnv:
+    """The vector env of a run (the one place the env backend is chosen): Gymnasium's
+    vector env, or with `backend="torch"` the batched tensor env on `device`
+    (`ppo_lessons.torch_envs`), whose inputs and outputs are tensors."""
+    if backend == "torch":
+        return make_torch_vector_env(
+            env_id, num_envs, seed=seed, device=resolve_device(device)
+        )
+    return make_vector_env(env_id, num_envs, asynchronous=asynchronous)
+
+
+def check_spaces(observation_space: gym.Space, action_space: gym.Space) -> None:
+    """Reject spaces the trainer does not support, saying what is supported."""
+    obs_ok = isinstance(observation_space, gym.spaces.Box) and (
+        len(observation_space.shape) == 1
+    )
+    if not obs_ok:
+        raise ValueError(
+            f"unsupported observation space {observation_space}: the trainer supports "
+            "1-D Box observations, e.g. Box(-inf, inf, (4,), float32)"
+        )
+    if isinstance(action_space, gym.spaces.Discrete) and action_space.start == 0:
+        return
+    if isinstance(action_space, gym.spaces.Box) and len(action_space.shape) == 1:
+        return
+    raise ValueError(
+        f"unsupported action space {action_space}: the trainer supports Discrete(n) "
+        "(starting at 0) and 1-D Box actions"
+    )
+
+
+def to_device(
+    values: Any, device: torch.device, dtype: torch.dtype | None = None
+) -> torch.Tensor:
+    """`values` (a NumPy array or a tensor) as a tensor on `device`. A tensor that is
+    already there with the right dtype comes back as it is (no op launched: the
+    batched envs' outputs cost nothing here)."""
+    if (
+        isinstance(values, torch.Tensor)
+        and values.device == device
+        and (dtype is None or values.dtype == dtype)
+    ):
+        return values
+    return torch.as_tensor(values, dtype=dtype).to(device, non_blocking=True)
+
+
+def obs_to_tensor(obs: Any, device: torch.device) -> torch.Tensor:
+    """Env observations [N, *O] as a float32 tensor on `device` (the one conversion
+    point: a NumPy array from Gymnasium, or a tensor from an on-device env)."""
+    return to_device(obs, device, torch.float32)
+
+
+def actions_to_env(actions: torch.Tensor, envs: gym.Env | gym.vector.VectorEnv) -> Any:
+    """Policy actions as the env wants them. Box actions are clipped to the bounds
+    here and only here: the buffer keeps the sampled action and its log-prob. A
+    batched tensor env takes the tensor as it is (it clips Box actions itself, as
+    Gymnasium's envs do), so nothing leaves the device."""
+    if isinstance(envs, TorchVectorEnv):
+        return actions
+    action_space = getattr(envs, "single_action_space", envs.action_space)
+    actions = actions.cpu().numpy()
+    if isinstance(action_space, gym.spaces.Box):
+        return np.clip(actions, action_space.low, action_space.high).astype(
+            action_space.dtype
+        )
+    return actions
+
+
+class RolloutEnvs:
+    """A vector env as the rollout sees it (lesson 07): Gymnasium's `step` and
+    `reset`, with tensors in and out on the training device.
+
+        obs, rewards, terminated, truncated, info = envs.step(actions)
+
+    `actions` are the agent's stored actions (squashed into the bounds for the env
+    when the agent squashes); `obs` [N, *O] are normalized with the agent's running
+    statistics (updated here, with every raw observation the env returns, as SB3's
+    VecNormalize does); `rewards` [N] are scaled when a `RewardScaler` is given;
+    `terminated`, `truncated` [N] bool; `info["final_obs"]` [N, *O] is the
+    normalized observation each env actually reached: the episode's true final
+    observation where one ended (Gymnasium's SAME_STEP autoreset), else `obs`.
+
+    The undiscounted return and length of every episode that ends are kept, in the
+    order they end, until `episode_stats` reads them.
+    """
+
+    def __init__(
+        self,
+        envs: gym.vector.VectorEnv,
+        agent: Any,
+        device: torch.device,
+        reward_scaler: RewardScaler | None = None,
+    ) -> None:
+        assert_autoreset_mode(envs)
+        self.envs, self.agent, self.device = envs, agent, device
+        self.num_envs = envs.num_envs
+        self.reward_scaler = reward_scaler
+        self.raw_obs: torch.Tensor | None = None  # (N, *O) as the env returned it
+        self.episode_return = torch.zeros(self.num_envs, device=device)  # (N,)
+        self.episode_length = torch.zeros(self.num_envs, device=device)  # (N,)
+        self._ended: list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]] = []
+
+    def reset(self, seed: int | None = None) -> torch.Tensor:
+        """Reset every env; the first normalized observations [N, *O]."""
+        obs, _ = self.envs.reset(seed=seed)
+        return self.observe(obs_to_tensor(obs, self.device))
+
+    def observe(self, raw_obs: torch.Tensor) -> torch.Tensor:
+        """Take `raw_obs` as the envs' current observations (updating the running
+        statistics) and return them normalized."""
+        self.raw_obs = raw_obs
+        if self.agent.obs_rms is not None:
+            self.agent.obs_rms.update(raw_obs)  # what the policy sees (as SB3)
+        return self.agent.normalize(raw_obs)
+
+    def step(
+        self, actions: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, dict]:
+        env_actions = actions_to_env(self.agent.to_env(actions), self.envs)
+        next_obs, rewards, terminated, truncated, info = self.envs.step(env_actions)
+        raw = obs_to_tensor(next_obs, self.device)
+        reached = obs_to_tensor(
+            final_observations(next_obs, terminated, truncated, info), self.device
+        )  # (N, *O) the observation this step led to
+        obs = self.observe(raw)
+        rewards = to_device(rewards, self.device, torch.float32)
+        terminated = to_device(terminated, self.device)
+        truncated = to_device(truncated, self.device)
+        done = terminated | truncated
+        self.episode_return += rewards
+        self.episode_length += 1
+        self._ended.append(
+            (done, self.episode_return.clone(), self.episode_length.clone())
+        )
+        self.episode_return.masked_fill_(done, 0.0)
+        self.episode_length.masked_fill_(done, 0.0)
+        if self.reward_scaler is not None:
+            rewards = self.reward_scaler.scale(rewards, done)
+        return (
+            obs,
+            rewards,
+            terminated,
+            truncated,
+            {"final_obs": self.agent.normalize(reached)},
+        )
+
+    def episode_stats(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """(returns, lengths) of the episodes that ended since the last call, in the
+        order they ended (one host transfer; the trainer calls it once per update)."""
+        if not self._ended:
+            return torch.zeros(0), torch.zeros(0)
+        done, returns, lengths = (
+            torch.stack([step[i] for step in self._ended]).cpu() for i in range(3)
+        )  # (steps, N) each
+        self._ended.clear()
+        return returns[done], lengths[done]
+
+    def close(self) -> None:
+        self.envs.close()

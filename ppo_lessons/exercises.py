@@ -58,4 +58,3 @@ EXERCISES: tuple[Exercise, ...] = (
     Exercise("7.2", "ppo_update", "ppo_lessons.update", 5),
     Exercise("9.1", "cartpole_step", "ppo_lessons.torch_envs", 3),
 )
-

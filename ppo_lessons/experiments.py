@@ -39,24 +39,12 @@ from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
 from ppo_lessons.buffer import RolloutBuffer
-from ppo_lessons.doctor import diagnose
 from ppo_lessons.gae import compute_gae
 from ppo_lessons.plotting import history_curves, plot_seeds
-from ppo_lessons.trainer import (
-    Run,
-    TrainResult,
-    anneal_learning_rate,
-    check_finite,
-    collect_rollout,
-    log_update,
-    make_buffer,
-    note_solved,
-    start_run,
-    train,
-    update_settings,
-)
+from ppo_lessons.rollout import gae_from_buffer, value_rollout
+from ppo_lessons.trainer import Run, TrainResult, train
 from ppo_lessons.trainer_config import PPOConfig
-from ppo_lessons.update import ppo_update
+from ppo_lessons.update import UpdateFunctions, UpdateSettings, ppo_update
 
 __all__ = [
     "Comparison",
@@ -488,7 +476,7 @@ def probability_ratio_objective(
     return torch.minimum(ratio * advantages, clipped * advantages).mean()
 
 
-def _zero_objective(
+def zero_objective(
     new_log_probs: torch.Tensor,
     old_log_probs: torch.Tensor,
     advantages: torch.Tensor,
@@ -498,60 +486,53 @@ def _zero_objective(
     return new_log_probs.new_zeros(())
 
 
-@torch.no_grad()
-def _revalue(run: Run, buffer: RolloutBuffer) -> None:
-    """Overwrite the buffer's V(s_t) and V(s_{t+1}) with the current critic."""
-    T, N = buffer.num_steps, buffer.num_envs
-    for name, obs in (("values", buffer.obs), ("next_values", buffer.reached_obs)):
-        flat = obs.reshape(T * N, *obs.shape[2:])
-        getattr(buffer, name).copy_(run.agent.value(flat).reshape(T, N))
+class CriticFirstUpdate:
+    """Phases 2-3 of `train` for `train_critic_first`: fit the critic to the batch,
+    then step the policy (separate Adam optimizers for the two networks, made at the
+    first update, so a critic-only step cannot move the actor through Adam's momentum
+    and the other way round)."""
 
+    def __init__(self, advantages_from: str) -> None:
+        self.advantages_from = advantages_from
+        self.critic_optimizer: torch.optim.Optimizer | None = None
 
-def _gae(buffer: RolloutBuffer, config: PPOConfig) -> tuple[torch.Tensor, torch.Tensor]:
-    return compute_gae(
-        buffer.rewards, buffer.values, buffer.next_values, buffer.terminated,
-        buffer.truncated, config.gamma, config.gae_lambda,
-    )  # fmt: skip
+    def split_optimizers(self, run: Run) -> torch.optim.Optimizer:
+        agent, config = run.agent, run.config
+        critic_ids = {id(p) for p in agent.critic.parameters()}
+        actor_params = [p for p in agent.parameters() if id(p) not in critic_ids]
+        adam = dict(lr=config.learning_rate, eps=config.adam_eps)
+        run.optimizer = torch.optim.Adam(actor_params, **adam)
+        return torch.optim.Adam(agent.critic.parameters(), **adam)
 
-
-def _critic_optimizer(run: Run) -> torch.optim.Optimizer:
-    """Give the actor (and log σ) `run.optimizer` and the critic an Adam of its own,
-    so that a critic-only step cannot move the actor through Adam's momentum and
-    the other way round."""
-    agent, config = run.agent, run.config
-    critic_ids = {id(p) for p in agent.critic.parameters()}
-    actor_params = [p for p in agent.parameters() if id(p) not in critic_ids]
-    adam = dict(lr=config.learning_rate, eps=config.adam_eps)
-    run.optimizer = torch.optim.Adam(actor_params, **adam)
-    return torch.optim.Adam(agent.critic.parameters(), **adam)
-
-
-def _critic_first_update(
-    run: Run,
-    buffer: RolloutBuffer,
-    critic_optimizer: torch.optim.Optimizer,
-    advantages_from: str,
-) -> tuple[dict, torch.Tensor]:
-    """Fit the critic to the batch, then step the policy; (metrics, value targets)."""
-    settings = update_settings(run.config)
-    critic_only = dataclasses.replace(settings, ent_coef=0.0, target_kl=None)
-    policy_only = dataclasses.replace(settings, vf_coef=0.0)
-    advantages, returns = _gae(buffer, run.config)  # from the collection-time values
-    fit = ppo_update(
-        run.agent, critic_optimizer, buffer.flatten(advantages, returns),
-        critic_only, run.generator, _zero_objective,
-    )  # fmt: skip
-    if advantages_from == "updated":
-        collected_values = buffer.values.clone()
-        _revalue(run, buffer)  # V of the critic that has just been fitted
-        advantages, _ = _gae(buffer, run.config)
-        buffer.values.copy_(collected_values)  # logged explained variance as usual
-    metrics = ppo_update(
-        run.agent, run.optimizer, buffer.flatten(advantages, returns), policy_only,
-        run.generator,
-    )  # fmt: skip
-    metrics["value_loss"] = fit["value_loss"]
-    return metrics, returns
+    def __call__(
+        self, run: Run, buffer: RolloutBuffer, settings: UpdateSettings
+    ) -> tuple[dict, torch.Tensor]:
+        if self.critic_optimizer is None:
+            self.critic_optimizer = self.split_optimizers(run)
+        # the critic's learning rate follows the actor's (annealed) one
+        self.critic_optimizer.param_groups[0]["lr"] = run.optimizer.param_groups[0][
+            "lr"
+        ]
+        config = run.config
+        critic_only = dataclasses.replace(settings, ent_coef=0.0, target_kl=None)
+        policy_only = dataclasses.replace(settings, vf_coef=0.0)
+        # from the collection-time values
+        advantages, returns = gae_from_buffer(buffer, config.gamma, config.gae_lambda)
+        fit = ppo_update(
+            run.agent, self.critic_optimizer, buffer.flatten(advantages, returns),
+            critic_only, run.generator, UpdateFunctions(zero_objective),
+        )  # fmt: skip
+        if self.advantages_from == "updated":
+            collected_values = buffer.values.clone()
+            value_rollout(run.agent, buffer)  # V of the critic just fitted
+            advantages, _ = gae_from_buffer(buffer, config.gamma, config.gae_lambda)
+            buffer.values.copy_(collected_values)  # logged explained variance as usual
+        metrics = ppo_update(
+            run.agent, run.optimizer, buffer.flatten(advantages, returns), policy_only,
+            run.generator,
+        )  # fmt: skip
+        metrics["value_loss"] = fit["value_loss"]
+        return metrics, returns
 
 
 def train_critic_first(
@@ -574,8 +555,8 @@ def train_critic_first(
             the advantages shrink towards 0 and lose their signal; Schulman et al.,
             2016, Algorithm 1, warn against it).
 
-    Needs `shared_network=False`. Returns a `TrainResult` like `train` (no
-    checkpoints or callback; `progress` is accepted for `run_seeds` and ignored).
+    Needs `shared_network=False`. `train` with the update phase replaced
+    (`CriticFirstUpdate`); returns its `TrainResult`.
     """
     if advantages_from not in ("collected", "updated"):
         raise ValueError(
@@ -583,31 +564,4 @@ def train_critic_first(
         )
     if config.shared_network:
         raise ValueError("train_critic_first needs shared_network=False")
-    if config.torch_threads:
-        torch.set_num_threads(config.torch_threads)
-    run = start_run(config)
-    critic_optimizer = _critic_optimizer(run)
-    buffer = make_buffer(run)
-    threshold = run.envs.spec.reward_threshold if run.envs.spec else None
-    start = time.perf_counter()
-    while run.update < config.num_updates:
-        run.update += 1
-        tick = time.perf_counter()
-        anneal_learning_rate(run)  # the actor's optimizer; the critic's follows
-        critic_optimizer.param_groups[0]["lr"] = run.optimizer.param_groups[0]["lr"]
-        collect_rollout(run, buffer)
-        metrics, returns = _critic_first_update(
-            run, buffer, critic_optimizer, advantages_from
-        )
-        sps = config.batch_size / (time.perf_counter() - tick)
-        row = log_update(run, buffer, metrics, returns, sps)
-        check_finite(run, row, None)
-        run.history.append(row)
-        note_solved(run, threshold, time.perf_counter() - start)
-    run.envs.close()
-    return TrainResult(
-        agent=run.agent, history=run.history, config=config,
-        global_step=run.global_step, wall_seconds=time.perf_counter() - start,
-        first_step_solved=run.first_step_solved,
-        seconds_to_solve=run.seconds_to_solve, diagnosis=diagnose(run.history),
-    )  # fmt: skip
+    return train(config, progress=progress, update=CriticFirstUpdate(advantages_from))

@@ -19,13 +19,21 @@ and 1 for the value output follows Engstrom et al. (2020) and Andrychowicz et al
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import torch
 from torch import nn
 
 from ppo_lessons._validate import require_float_tensor, require_same_device
 from ppo_lessons.normalize import RunningMeanStd
+
+# the tanh activation lives with the other speed tricks; re-exported here, where the
+# network is built
+from ppo_lessons.speed import (  # noqa: F401
+    SIGMOID_TANH_MIN_NUMEL,
+    SIGMOID_TANH_MIN_NUMEL_NO_GRAD,
+    Tanh,
+)
 
 __all__ = [
     "ActorCritic",
@@ -34,54 +42,11 @@ __all__ = [
     "gaussian_entropy",
     "gaussian_log_prob",
     "layer_init",
+    "Tanh",
     "tanh_log_det_jacobian",
 ]
 
 LOG_2PI = math.log(2.0 * math.pi)
-
-# From this many values on, a CPU tanh is computed as 2σ(2x) − 1 (see `Tanh`): when
-# autograd records the operation, and when it does not (acting, valuing a rollout)
-SIGMOID_TANH_MIN_NUMEL = 2**16
-SIGMOID_TANH_MIN_NUMEL_NO_GRAD = 2**14
-
-
-class _SigmoidTanh(torch.autograd.Function):
-    """tanh(x) = 2σ(2x) − 1, with tanh's own backward: ∂y/∂x = 1 − y²."""
-
-    @staticmethod
-    def forward(ctx, x: torch.Tensor) -> torch.Tensor:
-        y = torch.sigmoid(x * 2.0).mul_(2.0).sub_(1.0)
-        ctx.save_for_backward(y)
-        return y
-
-    @staticmethod
-    def backward(ctx, grad: torch.Tensor) -> torch.Tensor:
-        (y,) = ctx.saved_tensors
-        return torch.ops.aten.tanh_backward(grad, y)
-
-
-class Tanh(nn.Module):
-    """The tanh activation; on large CPU tensors computed through the sigmoid.
-
-    On x86 CPUs PyTorch's sigmoid kernel runs about 3-4x faster than its tanh kernel
-    (measured on one core: 17 against 54 µs for 256 x 64 values, 1.0 against 3.5 ms
-    for 16,384 x 64), so large CPU tensors use the identity tanh(x) = 2σ(2x) − 1
-    (absolute difference below 2e-7 in float32): from `SIGMOID_TANH_MIN_NUMEL_NO_GRAD`
-    values on when no gradient is recorded, from `SIGMOID_TANH_MIN_NUMEL` when one is
-    (there the Python autograd function costs about 30 µs more per call, which only
-    larger tensors repay). Smaller tensors and GPUs use `torch.tanh`.
-    """
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if x.device.type != "cpu":
-            return torch.tanh(x)
-        if not (x.requires_grad and torch.is_grad_enabled()):
-            if x.numel() >= SIGMOID_TANH_MIN_NUMEL_NO_GRAD:
-                return torch.sigmoid(x * 2.0).mul_(2.0).sub_(1.0)
-        elif x.numel() >= SIGMOID_TANH_MIN_NUMEL:
-            return _SigmoidTanh.apply(x)
-        return torch.tanh(x)
-
 
 ACTIVATIONS = {"tanh": Tanh, "relu": nn.ReLU}
 
@@ -261,6 +226,10 @@ class ActorCritic(nn.Module):
         if not discrete:
             self.log_std = nn.Parameter(torch.full((action_dim,), float(init_log_std)))
         self.obs_rms = RunningMeanStd((obs_dim,)) if norm_obs else None
+        # the lesson functions behind log π and H (a student's own, through
+        # `train(functions=...)`; see `use_functions`)
+        self.gaussian_log_prob = gaussian_log_prob
+        self.categorical_entropy = categorical_entropy
         self.squash = squash_to is not None
         if self.squash:
             if discrete:
@@ -273,6 +242,16 @@ class ActorCritic(nn.Module):
                 )
             self.register_buffer("action_scale", (high - low) / 2.0)  # (A,)
             self.register_buffer("action_bias", (high + low) / 2.0)  # (A,)
+
+    def use_functions(
+        self,
+        gaussian_log_prob: Callable[..., torch.Tensor],
+        categorical_entropy: Callable[[torch.Tensor], torch.Tensor],
+    ) -> None:
+        """Compute log π(a|s) of Box actions and the entropy of Categorical policies
+        with these functions (the contracts of exercises 5.1 and 5.2) from now on."""
+        self.gaussian_log_prob = gaussian_log_prob
+        self.categorical_entropy = categorical_entropy
 
     def normalize(self, obs: torch.Tensor) -> torch.Tensor:
         """Observations standardized with the frozen running statistics (if any)."""
@@ -304,7 +283,7 @@ class ActorCritic(nn.Module):
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """(log π(a|s), H[π(·|s)]), each [M], for the policy output of `policy_and_value`."""
         if self.discrete:
-            entropy = categorical_entropy(policy_out)
+            entropy = self.categorical_entropy(policy_out)
         else:
             entropy = gaussian_entropy(self.log_std.expand_as(policy_out))
         return self.log_prob(policy_out, actions), entropy
@@ -317,7 +296,7 @@ class ActorCritic(nn.Module):
         N(u) / (∏ scale · ∏ (1 − tanh² u)). The correction does not depend on θ, so it
         cancels in the ratio; it makes the logged log-probs those of the env's action.
         """
-        log_prob = gaussian_log_prob(actions, mean, self.log_std)
+        log_prob = self.gaussian_log_prob(actions, mean, self.log_std)
         if self.squash:
             log_prob = log_prob - tanh_log_det_jacobian(actions)
             log_prob = log_prob - self.action_scale.log().sum()

@@ -7,8 +7,8 @@ the field's documentation), plus:
     --env-backend torch without --preset starts from the batched env's fast settings
                         (ppo_lessons.presets.FAST_PRESETS) where there are some
     --save PATH         write a checkpoint at the end (and every --checkpoint-every)
-    --resume PATH       continue a saved run exactly (its config; flags you give
-                        override it, e.g. a larger --total-steps)
+    --resume PATH       continue a saved run exactly, with its config; only
+                        --total-steps may change (to train longer)
     --overwrite         allow replacing a checkpoint of a different run
     --summary-json PATH write a JSON summary (returns, speed, time to solve, history)
     --eval-episodes K   deterministic evaluation episodes after training (>= 10)
@@ -21,6 +21,7 @@ import argparse
 import dataclasses
 import json
 import math
+import statistics
 import sys
 import types
 import typing
@@ -74,7 +75,12 @@ def build_parser() -> argparse.ArgumentParser:
     run = parser.add_argument_group("run")
     run.add_argument("--preset", choices=sorted(PRESETS), help="start from a preset")
     run.add_argument("--save", type=Path, help="checkpoint path")
-    run.add_argument("--resume", type=Path, help="checkpoint to continue from")
+    run.add_argument(
+        "--resume",
+        type=Path,
+        help="checkpoint to continue from, with its config (only --total-steps may "
+        "be given, to train longer)",
+    )
     run.add_argument(
         "--overwrite", action="store_true", help="replace another run's checkpoint"
     )
@@ -104,6 +110,20 @@ def config_from_args(args: argparse.Namespace) -> PPOConfig:
         given["hidden_sizes"] = tuple(given["hidden_sizes"])
     if args.resume is not None:
         base = PPOConfig.from_dict(load_checkpoint(args.resume)["config"])
+        changed = {
+            k: v
+            for k, v in given.items()
+            if k != "total_steps" and getattr(base, k) != v
+        }
+        if changed:
+            flags = ", ".join(
+                f"--{k.replace('_', '-')} {v!r} (saved: {getattr(base, k)!r})"
+                for k, v in changed.items()
+            )
+            raise ValueError(
+                f"--resume continues {args.resume} with its saved config; only "
+                f"--total-steps may change, but you gave {flags}"
+            )
         return base.replace(**given)
     if args.preset is not None:
         if given.pop("env_id", args.preset) != args.preset:
@@ -131,17 +151,12 @@ def summary(result: Any, eval_returns: Sequence[float]) -> dict[str, Any]:
         "steps_per_second": result.global_step / wall if wall > 0 else None,
         "eval_episodes": len(eval_returns),
         "eval_return_mean": float(sum(eval_returns) / len(eval_returns)),
-        "eval_return_std": float(_std(eval_returns)),
+        "eval_return_std": float(statistics.pstdev(eval_returns)),
         "first_step_solved": result.first_step_solved,
         "seconds_to_solve": result.seconds_to_solve,
         "diagnosis": [finding.as_dict() for finding in result.diagnosis],
         "history": history,
     }
-
-
-def _std(values: Sequence[float]) -> float:
-    mean = sum(values) / len(values)
-    return math.sqrt(sum((v - mean) ** 2 for v in values) / len(values))
 
 
 def _json_number(value: Any) -> Any:
@@ -154,7 +169,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         config = config_from_args(args)
-    except ValueError as error:
+    except (ValueError, OSError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
     print(

@@ -5,17 +5,21 @@
     result = train(PPOConfig(env_id="CartPole-v1", seed=1))
     evaluate(result.agent, "CartPole-v1", episodes=10)
 
-`train` reads like CleanRL's `ppo.py`, but each phase is a named, tested function built
-from the lessons' functions (one implementation of each idea):
+The module reads top to bottom in the order a run happens, like CleanRL's `ppo.py`,
+but every phase is a named, tested function built from the lessons' functions (one
+implementation of each idea):
 
+    Run, start_run(config)                           # the run's state; a fresh run
     for update in 1..num_updates:
-        collect_rollout(run, buffer)                 # T steps of N envs (lesson 07)
-        advantages, returns = compute_gae(...)       # lesson 04
-        metrics = ppo_update(agent, optimizer, ...)  # lessons 03, 05, 06
-        row = log_update(...)                        # one host sync per update
+        anneal_learning_rate(run)                    # phase 0
+        collect_rollout(run, buffer)                 # 1: T steps of N envs (lesson 07)
+        metrics, returns = update_phase(run, ...)    # 2-3: GAE (04), PPO update (03-06)
+        row = log_update(run, metrics, returns, ...) # 4: one host sync per update
+    train(config)                                    # the loop above, with checkpoints
+    evaluate(agent, env_id), load_agent(path)        # after training
 
-The student's own `compute_gae`, `objective` (the clipped surrogate) and `value_loss`
-can be passed to `train` in place of the references.
+Any exercise function the trainer calls can be the student's own:
+`train(config, functions={"ppo_loss": my_ppo_loss, ...})` (`ppo_lessons.functions`).
 """
 
 from __future__ import annotations
@@ -23,7 +27,7 @@ from __future__ import annotations
 import math
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -34,29 +38,34 @@ import torch
 
 from ppo_lessons.buffer import RolloutBuffer
 from ppo_lessons.checkpoint import (
+    FORMAT,
+    env_state,
+    flat_optimizer_state,
     load_checkpoint,
     new_run_id,
     require_writable,
-    restore_run_state,
-    run_state,
+    restore_env_state,
     save_checkpoint,
 )
-from ppo_lessons.clipping import clipped_surrogate_objective
 from ppo_lessons.doctor import Finding, diagnose
-from ppo_lessons.envs import assert_autoreset_mode, final_observations, make_vector_env
-from ppo_lessons.gae import compute_gae as reference_compute_gae
-from ppo_lessons.losses import value_loss as reference_value_loss
+from ppo_lessons.envs import (
+    RolloutEnvs,
+    actions_to_env,
+    check_spaces,
+    make_training_envs,
+    make_vector_env,
+    obs_to_tensor,
+    resolve_device,
+)
+from ppo_lessons.functions import TrainerFunctions, trainer_functions
+from ppo_lessons.history import LOSS_METRICS, HistoryRow
 from ppo_lessons.networks import ActorCritic
 from ppo_lessons.normalize import RewardScaler
-from ppo_lessons.torch_envs import TorchVectorEnv, make_torch_vector_env
+from ppo_lessons.rollout import gae_from_buffer
+from ppo_lessons.speed import FlatAdam
 from ppo_lessons.trainer_config import PPOConfig
-from ppo_lessons.trainer_display import LivePlot, animate_episode, progress_bar
-from ppo_lessons.update import (
-    UpdateSettings,
-    explained_variance,
-    flatten_parameters,
-    ppo_update,
-)
+from ppo_lessons.trainer_display import LivePlot, Reporter, animate_episode
+from ppo_lessons.update import UpdateSettings
 
 __all__ = [
     "LivePlot",
@@ -64,28 +73,107 @@ __all__ = [
     "Run",
     "TrainResult",
     "TrainingDiverged",
+    "UpdatePhase",
     "animate_episode",
+    "anneal_learning_rate",
+    "check_finite",
     "check_spaces",
     "collect_rollout",
     "evaluate",
     "load_agent",
+    "log_update",
     "make_agent",
+    "make_buffer",
     "make_envs",
+    "note_solved",
     "resolve_device",
+    "start_run",
     "train",
+    "update_phase",
     "update_settings",
 ]
 
 SOLVED_WINDOW = 20  # episodes averaged to decide "solved" (the summary's definition)
-LOSS_METRICS = ("policy_loss", "value_loss", "entropy", "approx_kl")
 
 
 class TrainingDiverged(RuntimeError):
     """A loss became NaN or infinite; `history` holds the updates before it."""
 
-    def __init__(self, message: str, history: list[dict]) -> None:
+    def __init__(self, message: str, history: list[HistoryRow]) -> None:
         super().__init__(message)
         self.history = history
+
+
+# ---------------------------------------------------------------- the run's state
+
+
+@dataclass
+class Run:
+    """Everything that changes during training (and goes into a checkpoint)."""
+
+    config: PPOConfig
+    envs: RolloutEnvs  # the vector env, tensors in and out (ppo_lessons.envs)
+    agent: ActorCritic
+    optimizer: torch.optim.Optimizer
+    generator: torch.Generator  # action sampling and minibatch order
+    device: torch.device
+    obs: torch.Tensor  # (N, *O) normalized observations the next step starts from
+    functions: TrainerFunctions  # the lesson functions this run calls
+    run_id: str
+    global_step: int = 0
+    update: int = 0
+    elapsed: float = 0.0  # wall seconds of training before this session
+    history: list[HistoryRow] = field(default_factory=list)
+    recent_returns: deque = field(default_factory=lambda: deque(maxlen=SOLVED_WINDOW))
+    first_step_solved: int | None = None
+    seconds_to_solve: float | None = None
+
+    def state_dict(self) -> dict[str, Any]:
+        """Everything a resume needs, as tensors and plain values (a checkpoint)."""
+        scaler = self.envs.reward_scaler
+        return {
+            "format": FORMAT,
+            "run_id": self.run_id,
+            "config": self.config.to_dict(),
+            "agent": self.agent.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "generator": self.generator.get_state(),
+            "torch_rng": torch.get_rng_state(),
+            "reward_scaler": None if scaler is None else scaler.state_dict(),
+            "envs": env_state(self.envs.envs),
+            "next_obs": self.envs.raw_obs,  # raw: normalized again on resume
+            "episode_return": self.envs.episode_return,
+            "episode_length": self.envs.episode_length,
+            "global_step": self.global_step,
+            "update": self.update,
+            "elapsed": self.elapsed,
+            "history": self.history,
+            "recent_returns": list(self.recent_returns),
+            "first_step_solved": self.first_step_solved,
+            "seconds_to_solve": self.seconds_to_solve,
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Put this freshly started run into the saved `state`."""
+        self.agent.load_state_dict(state["agent"])
+        self.optimizer.load_state_dict(flat_optimizer_state(state["optimizer"]))
+        self.generator.set_state(state["generator"])
+        torch.set_rng_state(state["torch_rng"])
+        if self.envs.reward_scaler is not None:
+            self.envs.reward_scaler.load_state_dict(state["reward_scaler"])
+        if state["envs"] is not None:  # else (async envs): fresh episodes
+            restore_env_state(self.envs.envs, state["envs"])
+            self.envs.raw_obs = state["next_obs"].to(self.device)
+            self.envs.episode_return = state["episode_return"].to(self.device)
+            self.envs.episode_length = state["episode_length"].to(self.device)
+        self.obs = self.agent.normalize(self.envs.raw_obs)  # the saved statistics
+        self.run_id = state["run_id"]
+        self.global_step, self.update = state["global_step"], state["update"]
+        self.elapsed = state["elapsed"]
+        self.history = list(state["history"])
+        self.recent_returns = deque(state["recent_returns"], maxlen=SOLVED_WINDOW)
+        self.first_step_solved = state["first_step_solved"]
+        self.seconds_to_solve = state["seconds_to_solve"]
 
 
 @dataclass
@@ -93,7 +181,7 @@ class TrainResult:
     """What `train` returns: the agent and the full metric history."""
 
     agent: ActorCritic
-    history: list[dict]
+    history: list[HistoryRow]
     config: PPOConfig
     global_step: int
     wall_seconds: float
@@ -101,90 +189,68 @@ class TrainResult:
     seconds_to_solve: float | None
     diagnosis: list[Finding] = field(default_factory=list)  # `diagnose(history)`
 
+    @classmethod
+    def from_run(cls, run: Run) -> TrainResult:
+        return cls(
+            agent=run.agent,
+            history=run.history,
+            config=run.config,
+            global_step=run.global_step,
+            wall_seconds=run.elapsed,
+            first_step_solved=run.first_step_solved,
+            seconds_to_solve=run.seconds_to_solve,
+            diagnosis=diagnose(run.history),
+        )
 
-# ---------------------------------------------------------------- envs and spaces
+
+def start_run(
+    config: PPOConfig, functions: Mapping[str, Callable] | None = None
+) -> Run:
+    """A fresh run: seeded networks, optimizer, envs reset with `config.seed`;
+    `functions` as `train` takes them."""
+    fns = trainer_functions(functions)
+    device = resolve_device(config.device)
+    torch.manual_seed(config.seed)  # the networks' initial weights
+    envs = make_envs(config)
+    agent = make_agent(config, envs.single_observation_space, envs.single_action_space)
+    agent.to(device)
+    agent.use_functions(fns.gaussian_log_prob, fns.categorical_entropy)
+    optimizer = FlatAdam(  # one flat tensor: one Adam step, one clipping norm
+        agent,
+        lr=config.learning_rate,
+        eps=config.adam_eps,
+        fused=True,  # one kernel for all parameters: ~3x faster steps for small MLPs
+    )
+    generator = torch.Generator(device=device)
+    generator.manual_seed(config.seed)
+    N = config.num_envs
+    scaler = RewardScaler(N, config.gamma).to(device) if config.norm_reward else None
+    rollout_envs = RolloutEnvs(envs, agent, device, scaler)
+    obs = rollout_envs.reset(seed=config.seed)
+    return Run(
+        config=config,
+        envs=rollout_envs,
+        agent=agent,
+        optimizer=optimizer,
+        generator=generator,
+        device=device,
+        obs=obs,
+        functions=fns,
+        run_id=new_run_id(),
+    )
 
 
 def make_envs(config: PPOConfig, num_envs: int | None = None) -> gym.vector.VectorEnv:
-    """The vector env of a run (the one place the env backend is chosen): Gymnasium's
-    vector env, or with `env_backend="torch"` the batched tensor env on the run's
-    device (`ppo_lessons.torch_envs`), whose inputs and outputs are tensors."""
-    N = num_envs or config.num_envs
-    if config.env_backend == "torch":
-        device = resolve_device(config.device)
-        return make_torch_vector_env(config.env_id, N, seed=config.seed, device=device)
-    return make_vector_env(config.env_id, N, asynchronous=config.async_envs)
-
-
-def check_spaces(observation_space: gym.Space, action_space: gym.Space) -> None:
-    """Reject spaces the trainer does not support, saying what is supported."""
-    obs_ok = isinstance(observation_space, gym.spaces.Box) and (
-        len(observation_space.shape) == 1
+    """The vector env of a run: Gymnasium's, or the batched tensor env on the run's
+    device with `env_backend="torch"` (`ppo_lessons.envs.make_training_envs`)."""
+    return make_training_envs(
+        config.env_id,
+        num_envs or config.num_envs,
+        config.env_backend,
+        config.device,
+        config.seed,
+        config.async_envs,
     )
-    if not obs_ok:
-        raise ValueError(
-            f"unsupported observation space {observation_space}: the trainer supports "
-            "1-D Box observations, e.g. Box(-inf, inf, (4,), float32)"
-        )
-    if isinstance(action_space, gym.spaces.Discrete) and action_space.start == 0:
-        return
-    if isinstance(action_space, gym.spaces.Box) and len(action_space.shape) == 1:
-        return
-    raise ValueError(
-        f"unsupported action space {action_space}: the trainer supports Discrete(n) "
-        "(starting at 0) and 1-D Box actions"
-    )
-
-
-def to_device(
-    values: Any, device: torch.device, dtype: torch.dtype | None = None
-) -> torch.Tensor:
-    """`values` (a NumPy array or a tensor) as a tensor on `device`. A tensor that is
-    already there with the right dtype comes back as it is (no op launched: the
-    batched envs' outputs cost nothing here)."""
-    if (
-        isinstance(values, torch.Tensor)
-        and values.device == device
-        and (dtype is None or values.dtype == dtype)
-    ):
-        return values
-    return torch.as_tensor(values, dtype=dtype).to(device, non_blocking=True)
-
-
-def obs_to_tensor(obs: Any, device: torch.device) -> torch.Tensor:
-    """Env observations [N, *O] as a float32 tensor on `device` (the one conversion
-    point: a NumPy array from Gymnasium, or a tensor from an on-device env)."""
-    return to_device(obs, device, torch.float32)
-
-
-def actions_to_env(actions: torch.Tensor, envs: gym.Env | gym.vector.VectorEnv) -> Any:
-    """Policy actions as the env wants them. Box actions are clipped to the bounds
-    here and only here: the buffer keeps the sampled action and its log-prob. A
-    batched tensor env takes the tensor as it is (it clips Box actions itself, as
-    Gymnasium's envs do), so nothing leaves the device."""
-    if isinstance(envs, TorchVectorEnv):
-        return actions
-    action_space = getattr(envs, "single_action_space", envs.action_space)
-    actions = actions.cpu().numpy()
-    if isinstance(action_space, gym.spaces.Box):
-        return np.clip(actions, action_space.low, action_space.high).astype(
-            action_space.dtype
-        )
-    return actions
-
-
-def resolve_device(device: str) -> torch.device:
-    """'auto' -> CUDA when available, else CPU; 'cuda' without CUDA is an error.
-    A CUDA device always carries its index ('cuda' -> 'cuda:0'), so it compares
-    equal to the device of the tensors made on it."""
-    if device == "auto":
-        device = "cuda" if torch.cuda.is_available() else "cpu"
-    if device.startswith("cuda") and not torch.cuda.is_available():
-        raise ValueError(f"device={device!r} but CUDA is not available; use 'cpu'")
-    resolved = torch.device(device)
-    if resolved.type == "cuda" and resolved.index is None:
-        resolved = torch.device("cuda", torch.cuda.current_device())
-    return resolved
 
 
 def make_agent(
@@ -227,163 +293,110 @@ def squash_bounds(
     return low, high
 
 
-# ---------------------------------------------------------------- the run's state
-
-
-@dataclass
-class Run:
-    """Everything that changes during training (and goes into a checkpoint)."""
-
-    config: PPOConfig
-    envs: gym.vector.VectorEnv
-    agent: ActorCritic
-    optimizer: torch.optim.Optimizer
-    generator: torch.Generator  # action sampling and minibatch order
-    device: torch.device
-    next_obs: torch.Tensor  # (N, *O) raw observations the next step starts from
-    episode_return: torch.Tensor  # (N,) undiscounted return of the current episodes
-    episode_length: torch.Tensor  # (N,)
-    reward_scaler: RewardScaler | None
-    run_id: str
-    global_step: int = 0
-    update: int = 0
-    elapsed: float = 0.0  # wall seconds of training before this session
-    history: list[dict] = field(default_factory=list)
-    recent_returns: deque = field(default_factory=lambda: deque(maxlen=SOLVED_WINDOW))
-    first_step_solved: int | None = None
-    seconds_to_solve: float | None = None
-
-
-def start_run(config: PPOConfig) -> Run:
-    """A fresh run: seeded networks, optimizer, envs reset with `config.seed`."""
-    device = resolve_device(config.device)
-    torch.manual_seed(config.seed)  # the networks' initial weights
-    envs = make_envs(config)
-    agent = make_agent(config, envs.single_observation_space, envs.single_action_space)
-    agent.to(device)
-    optimizer = torch.optim.Adam(
-        [flatten_parameters(agent)],  # one tensor: one Adam step, one clipping norm
-        lr=config.learning_rate,
-        eps=config.adam_eps,
-        fused=True,  # one kernel for all parameters: ~3x faster steps for small MLPs
+def make_buffer(run: Run) -> RolloutBuffer:
+    """The run's T x N rollout storage, on its device."""
+    agent, config = run.agent, run.config
+    action_shape = () if agent.discrete else (agent.action_dim,)
+    return RolloutBuffer(
+        config.num_steps,
+        config.num_envs,
+        tuple(run.envs.envs.single_observation_space.shape),
+        action_shape,
+        agent.discrete,
+        run.device,
     )
-    generator = torch.Generator(device=device)
-    generator.manual_seed(config.seed)
-    obs, _ = envs.reset(seed=config.seed)
-    N = config.num_envs
-    scaler = RewardScaler(N, config.gamma).to(device) if config.norm_reward else None
-    run = Run(
-        config=config,
-        envs=envs,
-        agent=agent,
-        optimizer=optimizer,
-        generator=generator,
-        device=device,
-        next_obs=obs_to_tensor(obs, device),
-        episode_return=torch.zeros(N, device=device),
-        episode_length=torch.zeros(N, device=device),
-        reward_scaler=scaler,
-        run_id=new_run_id(),
-    )
-    if agent.obs_rms is not None:
-        agent.obs_rms.update(run.next_obs)
-    return run
+
+
+def update_settings(config: PPOConfig) -> UpdateSettings:
+    """The update's hyperparameters (`UpdateSettings.from_config`)."""
+    return UpdateSettings.from_config(config)
+
+
+# ---------------------------------------------------------------- phase 0: schedule
+
+
+def anneal_learning_rate(run: Run) -> None:
+    """Linear decay from learning_rate at the first update towards 0 at the last
+    (CleanRL; Huang et al., 2022), when `anneal_lr`."""
+    config = run.config
+    if config.anneal_lr:
+        frac = 1.0 - (run.update - 1.0) / config.num_updates
+        run.optimizer.param_groups[0]["lr"] = frac * config.learning_rate
 
 
 # ---------------------------------------------------------------- phase 1: rollout
 
 
-@torch.inference_mode()
 def collect_rollout(run: Run, buffer: RolloutBuffer) -> None:
-    """Step the envs `num_steps` times with the current policy, filling `buffer`.
-
-    Observation statistics are updated here (and only here). `next_values[t]` is
-    V(s_{t+1}) of the observation each env actually reached at step t: where an
-    episode ended, its true final observation (SAME_STEP autoreset puts it in
-    info["final_obs"]), so a truncation bootstraps (Pardo et al., 2018). Acting needs
-    only the policy: the observations and the reached observations are stored and
-    valued in one batch after the loop (the network does not change during a
-    rollout), so no step needs to ask the host whether an episode ended, and with a
-    batched tensor env the whole rollout stays on the device.
-    """
-    agent, envs = run.agent, run.envs
-    assert_autoreset_mode(envs)
-    for t in range(buffer.num_steps):
-        obs = agent.normalize(run.next_obs)  # (N, *O)
-        actions, log_probs = agent.sample(agent.policy(obs), run.generator)
-        buffer.obs[t], buffer.actions[t], buffer.log_probs[t] = obs, actions, log_probs
-        next_obs, rewards, terminated, truncated, info = envs.step(
-            actions_to_env(agent.to_env(actions), envs)
-        )
-        run.next_obs = obs_to_tensor(next_obs, run.device)
-        if agent.obs_rms is not None:
-            agent.obs_rms.update(run.next_obs)  # what the policy sees (as SB3)
-        reached = obs_to_tensor(
-            final_observations(next_obs, terminated, truncated, info), run.device
-        )  # (N, *O) the observation step t led to
-        buffer.reached_obs[t] = agent.normalize(reached)
-        record_step(run, buffer, t, rewards, terminated, truncated)
-        run.global_step += envs.num_envs
-    # the critic is not needed to act: value every s_t and s_{t+1} in one batch
-    T, N = buffer.num_steps, buffer.num_envs
-    both = torch.cat([buffer.obs, buffer.reached_obs])  # (2T, N, *O)
-    values = agent.value(both.reshape(2 * T * N, *both.shape[2:])).reshape(2, T, N)
-    buffer.values.copy_(values[0])
-    buffer.next_values.copy_(values[1])
+    """T steps of N envs into `buffer`, continuing from `run.obs`: the run's
+    `collect_rollout(agent, envs, buffer, obs, generator)` (exercise 7.1; the
+    reference is `ppo_lessons.rollout.collect_rollout`)."""
+    run.obs = run.functions.collect_rollout(
+        run.agent, run.envs, buffer, run.obs, run.generator
+    )
+    run.global_step += buffer.num_steps * buffer.num_envs
 
 
-def record_step(
-    run: Run,
-    buffer: RolloutBuffer,
-    t: int,
-    rewards: Any,
-    terminated: Any,
-    truncated: Any,
-) -> None:
-    """Store row t's rewards and episode ends; track episodic returns and lengths."""
-    device = run.device
-    rewards = to_device(rewards, device, torch.float32)
-    terminated = to_device(terminated, device)
-    truncated = to_device(truncated, device)
-    buffer.terminated[t], buffer.truncated[t] = terminated, truncated
-    done = terminated | truncated
-    run.episode_return += rewards
-    run.episode_length += 1
-    buffer.episode_returns[t] = torch.where(done, run.episode_return, 0.0)
-    buffer.episode_lengths[t] = torch.where(done, run.episode_length, 0.0)
-    run.episode_return.masked_fill_(done, 0.0)
-    run.episode_length.masked_fill_(done, 0.0)
-    if run.reward_scaler is not None:
-        rewards = run.reward_scaler.scale(rewards, done)
-    buffer.rewards[t] = rewards
+# ---------------------------------------------------------------- phases 2-3: update
+
+
+UpdatePhase = Callable[
+    [Run, RolloutBuffer, UpdateSettings], tuple[dict[str, torch.Tensor], torch.Tensor]
+]
+
+
+def update_phase(
+    run: Run, buffer: RolloutBuffer, settings: UpdateSettings
+) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
+    """GAE over the rollout, then the PPO update: (metrics, returns)."""
+    config, fns = run.config, run.functions
+    advantages, returns = gae_from_buffer(
+        buffer, config.gamma, config.gae_lambda, fns.compute_gae
+    )
+    batch = buffer.flatten(advantages, returns)
+    metrics = fns.ppo_update(run.agent, run.optimizer, batch, settings, run.generator)
+    return metrics, returns
 
 
 # ---------------------------------------------------------------- phase 4: log
 
 
 def log_update(
-    run: Run, buffer: RolloutBuffer, metrics: dict, returns: torch.Tensor, sps: float
-) -> dict:
-    """One history row: the update's metrics as Python numbers (the one host sync)."""
-    ep_returns, ep_lengths = buffer.episode_stats()
+    run: Run,
+    buffer: RolloutBuffer,
+    metrics: Mapping[str, torch.Tensor],
+    returns: torch.Tensor,
+    started: float,
+) -> HistoryRow:
+    """One history row: the update's metrics as Python numbers (the one host sync).
+    Steps per second are taken after the sync, so on a GPU they time the work, not
+    the kernel launches; `started` is the update's `time.perf_counter()`."""
+    ep_returns, ep_lengths = run.envs.episode_stats()
     run.recent_returns.extend(ep_returns.tolist())
-    ev = explained_variance(buffer.values.flatten(), returns.flatten())
-    row = {
-        "step": run.global_step,
-        "update": run.update,
-        "episodic_return": float(ep_returns.mean()) if len(ep_returns) else math.nan,
-        "episodic_length": float(ep_lengths.mean()) if len(ep_lengths) else math.nan,
-        "episodes": len(ep_returns),
-        **{key: float(value) for key, value in metrics.items()},
-        "explained_variance": float(ev),
-        "learning_rate": run.optimizer.param_groups[0]["lr"],
-        "steps_per_second": sps,
-    }
-    row["epochs"] = int(row["epochs"])
-    return row
+    ev = run.functions.explained_variance(buffer.values.flatten(), returns.flatten())
+    numbers = {key: float(value) for key, value in metrics.items()}
+    explained = float(ev)
+    return HistoryRow(
+        step=run.global_step,
+        update=run.update,
+        episodic_return=float(ep_returns.mean()) if len(ep_returns) else math.nan,
+        episodic_length=float(ep_lengths.mean()) if len(ep_lengths) else math.nan,
+        episodes=len(ep_returns),
+        policy_loss=numbers["policy_loss"],
+        value_loss=numbers["value_loss"],
+        entropy=numbers["entropy"],
+        approx_kl=numbers["approx_kl"],
+        clip_fraction=numbers["clip_fraction"],
+        epochs=int(numbers["epochs"]),
+        explained_variance=explained,
+        learning_rate=run.optimizer.param_groups[0]["lr"],
+        steps_per_second=buffer.num_steps
+        * buffer.num_envs
+        / (time.perf_counter() - started),
+    )
 
 
-def check_finite(run: Run, row: dict, save_path: Path | None) -> None:
+def check_finite(run: Run, row: HistoryRow, save_path: Path | None) -> None:
     """Stop with a clear message if a loss became NaN or infinite."""
     for key in LOSS_METRICS:
         if not math.isfinite(row[key]):
@@ -414,103 +427,85 @@ def note_solved(run: Run, threshold: float | None, seconds: float) -> None:
 # ---------------------------------------------------------------- the loop
 
 
-def update_settings(config: PPOConfig) -> UpdateSettings:
-    return UpdateSettings(
-        update_epochs=config.update_epochs,
-        minibatch_size=config.minibatch_size,
-        clip_coef=config.clip_coef,
-        clip_vloss=config.clip_vloss,
-        ent_coef=config.ent_coef,
-        vf_coef=config.vf_coef,
-        max_grad_norm=config.max_grad_norm,
-        norm_adv=config.norm_adv,
-        target_kl=config.target_kl,
-        kl_estimator=config.kl_estimator,
-    )
-
-
-def make_buffer(run: Run) -> RolloutBuffer:
-    agent, config = run.agent, run.config
-    action_shape = () if agent.discrete else (agent.action_dim,)
-    return RolloutBuffer(
-        config.num_steps,
-        config.num_envs,
-        tuple(run.envs.single_observation_space.shape),
-        action_shape,
-        agent.discrete,
-        run.device,
-    )
-
-
 def open_run(
-    config: PPOConfig, resume_from: str | Path | None
-) -> tuple[Run, PPOConfig]:
+    config: PPOConfig,
+    resume_from: str | Path | None,
+    functions: Mapping[str, Callable] | None = None,
+) -> Run:
     """A fresh run, or the one saved in a checkpoint (its config, except that
     `total_steps` may be raised to train longer)."""
     if resume_from is None:
-        return start_run(config), config
+        return start_run(config, functions)
     checkpoint = load_checkpoint(resume_from)
     saved = PPOConfig.from_dict(checkpoint["config"])
     if saved.replace(total_steps=config.total_steps) != config:
-        changed = [
-            k
-            for k, v in config.to_dict().items()
-            if k != "total_steps" and saved.to_dict()[k] != v
-        ]
+        mine, theirs = config.to_dict(), saved.to_dict()
+        changed = [k for k in mine if k != "total_steps" and theirs[k] != mine[k]]
         raise ValueError(
             f"the checkpoint {resume_from} was trained with a different config "
-            f"(fields {', '.join(changed)} differ); resume with its config, "
-            "PPOConfig.from_dict(load_checkpoint(path)['config'])"
+            f"({', '.join(f'{k}={theirs[k]!r}, not {mine[k]!r}' for k in changed)}); "
+            "a resumed run keeps its config, except total_steps"
         )
-    run = start_run(config)
-    restore_run_state(run, checkpoint)
-    return run, config
+    run = start_run(config, functions)
+    run.load_state_dict(checkpoint)
+    return run
 
 
 def train(
     config: PPOConfig,
     *,
-    compute_gae: Callable = reference_compute_gae,
-    objective: Callable = clipped_surrogate_objective,
-    value_loss: Callable = reference_value_loss,
+    functions: Mapping[str, Callable] | None = None,
+    compute_gae: Callable | None = None,
+    objective: Callable | None = None,
+    value_loss: Callable | None = None,
     resume_from: str | Path | None = None,
     save_path: str | Path | None = None,
     checkpoint_every: int = 0,
     overwrite: bool = False,
     stop_at_step: int | None = None,
     progress: bool = True,
-    callback: Callable[[dict, list[dict]], None] | None = None,
+    callback: Callable[[HistoryRow, list[HistoryRow]], None] | None = None,
     tensorboard_dir: str | Path | None = None,
+    update: UpdatePhase = update_phase,
 ) -> TrainResult:
     """Train a PPO agent as `config` says.
 
     Args:
         config: the hyperparameters (`PPOConfig`).
-        compute_gae, objective, value_loss: the lesson functions the trainer uses,
-            with the contracts' signatures; pass your own to train with your code.
+        functions: exercise functions to train with instead of the references, by
+            exercise name ({"ppo_loss": my_ppo_loss, ...}; the valid names are
+            `ppo_lessons.functions.TRAINER_EXERCISES`).
+        compute_gae, objective, value_loss: shortcuts for functions["compute_gae"],
+            functions["clipped_surrogate_objective"] and functions["value_loss"].
         resume_from: a checkpoint to continue from, exactly where it stopped.
         save_path: checkpoint written at the end (and every `checkpoint_every`
             updates, atomically, so the last good one survives a crash or a NaN).
         overwrite: allow replacing a checkpoint written by a different run.
         stop_at_step: stop early once this many steps are done (the learning-rate
             schedule still follows `config.total_steps`, so a resume continues it).
-        progress: show a tqdm progress bar.
+        progress: show a progress bar.
         callback: called as callback(row, history) after every update (e.g. LivePlot).
         tensorboard_dir: also log every metric to TensorBoard there.
+        update: phases 2-3 (`update_phase`: GAE, then the PPO update); lesson 08's
+            critic-first variant (`ppo_lessons.experiments`) replaces it.
 
     Returns:
         TrainResult with the trained agent and the per-update history.
     """
+    functions = merge_shortcuts(functions, compute_gae, objective, value_loss)
     if config.torch_threads:
         torch.set_num_threads(config.torch_threads)
-    run, config = open_run(config, resume_from)
+    run = open_run(config, resume_from, functions)
     save_path = Path(save_path) if save_path is not None else None
     if save_path is not None:
         require_writable(save_path, run.run_id, overwrite)
     settings = update_settings(config)
     buffer = make_buffer(run)
-    threshold = run.envs.spec.reward_threshold if run.envs.spec else None
-    reporter = Reporter(config, run.global_step, progress, tensorboard_dir, callback)
+    spec = run.envs.envs.spec
+    threshold = spec.reward_threshold if spec else None
+    reporter = Reporter(
+        config.total_steps, run.global_step, progress, tensorboard_dir, callback
+    )
     start = time.perf_counter() - run.elapsed
     last_stop = min(config.total_steps, stop_at_step or config.total_steps)
     try:
@@ -519,96 +514,48 @@ def train(
             tick = time.perf_counter()
             anneal_learning_rate(run)
             collect_rollout(run, buffer)
-            advantages, returns = compute_gae(
-                buffer.rewards,
-                buffer.values,
-                buffer.next_values,
-                buffer.terminated,
-                buffer.truncated,
-                config.gamma,
-                config.gae_lambda,
-            )
-            batch = buffer.flatten(advantages, returns)
-            metrics = ppo_update(
-                run.agent, run.optimizer, batch, settings, run.generator, objective,
-                value_loss,
-            )  # fmt: skip
-            sps = config.batch_size / (time.perf_counter() - tick)
-            row = log_update(run, buffer, metrics, returns, sps)
+            metrics, returns = update(run, buffer, settings)
+            row = log_update(run, buffer, metrics, returns, tick)
             check_finite(run, row, save_path)
             run.history.append(row)
             note_solved(run, threshold, time.perf_counter() - start)
             reporter.report(row, run.history)
             if save_path and checkpoint_every and run.update % checkpoint_every == 0:
                 run.elapsed = time.perf_counter() - start
-                save_checkpoint(save_path, run_state(run))
+                save_checkpoint(save_path, run.state_dict())
         run.elapsed = time.perf_counter() - start
         if save_path is not None:
-            save_checkpoint(save_path, run_state(run))
+            save_checkpoint(save_path, run.state_dict())
     finally:
         reporter.close()
         run.envs.close()
-    return TrainResult(
-        agent=run.agent,
-        history=run.history,
-        config=config,
-        global_step=run.global_step,
-        wall_seconds=run.elapsed,
-        first_step_solved=run.first_step_solved,
-        seconds_to_solve=run.seconds_to_solve,
-        diagnosis=diagnose(run.history),
-    )
+    return TrainResult.from_run(run)
 
 
-class Reporter:
-    """Progress bar, TensorBoard and the user's callback (e.g. a live plot)."""
-
-    def __init__(
-        self,
-        config: PPOConfig,
-        initial_step: int,
-        progress: bool,
-        tensorboard_dir: str | Path | None,
-        callback: Callable[[dict, list[dict]], None] | None,
-    ) -> None:
-        self.bar = progress_bar(config.total_steps, initial_step, progress)
-        self.callback = callback
-        self.writer = None
-        if tensorboard_dir is not None:
-            from torch.utils.tensorboard import SummaryWriter  # optional
-
-            self.writer = SummaryWriter(str(tensorboard_dir))
-
-    def report(self, row: dict, history: list[dict]) -> None:
-        self.bar.update(row["step"] - self.bar.n)
-        if not math.isnan(row["episodic_return"]):
-            self.bar.set_postfix(ret=f"{row['episodic_return']:.1f}", refresh=False)
-        if self.writer is not None:
-            for key, value in row.items():
-                if key not in ("step", "update"):
-                    self.writer.add_scalar(f"ppo/{key}", value, row["step"])
-        if self.callback is not None:
-            self.callback(row, history)
-
-    def close(self) -> None:
-        finish = getattr(self.callback, "finish", None)
-        if callable(finish):
-            finish()
-        self.bar.close()
-        if self.writer is not None:
-            self.writer.close()
+def merge_shortcuts(
+    functions: Mapping[str, Callable] | None,
+    compute_gae: Callable | None,
+    objective: Callable | None,
+    value_loss: Callable | None,
+) -> dict[str, Callable]:
+    """`train`'s functions with its three shortcut arguments added (each may be
+    given one way only)."""
+    merged = dict(functions or {})
+    shortcuts = {
+        "compute_gae": compute_gae,
+        "clipped_surrogate_objective": objective,
+        "value_loss": value_loss,
+    }
+    for name, fn in shortcuts.items():
+        if fn is None:
+            continue
+        if name in merged:
+            raise ValueError(f"{name} is given twice (as an argument and in functions)")
+        merged[name] = fn
+    return merged
 
 
-def anneal_learning_rate(run: Run) -> None:
-    """Linear decay from learning_rate at the first update towards 0 at the last
-    (CleanRL; Huang et al., 2022), when `anneal_lr`."""
-    config = run.config
-    if config.anneal_lr:
-        frac = 1.0 - (run.update - 1.0) / config.num_updates
-        run.optimizer.param_groups[0]["lr"] = frac * config.learning_rate
-
-
-# ---------------------------------------------------------------- evaluation
+# ---------------------------------------------------------------- after training
 
 
 @torch.no_grad()

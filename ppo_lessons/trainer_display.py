@@ -6,12 +6,13 @@ from __future__ import annotations
 
 import math
 import os
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import gymnasium as gym
 import torch
 
-__all__ = ["LivePlot", "animate_episode", "progress_bar"]
+__all__ = ["LivePlot", "Reporter", "animate_episode", "progress_bar"]
 
 
 class _NoBar:
@@ -38,6 +39,46 @@ def progress_bar(total: int, initial: int, enabled: bool) -> Any:
     from tqdm.auto import tqdm
 
     return tqdm(total=total, initial=initial, unit="step", dynamic_ncols=True)
+
+
+class Reporter:
+    """What `train` reports after every update: the progress bar, TensorBoard and
+    the user's callback (e.g. a `LivePlot`)."""
+
+    def __init__(
+        self,
+        total_steps: int,
+        initial_step: int,
+        progress: bool,
+        tensorboard_dir: str | os.PathLike | None,
+        callback: Callable[[dict, list[dict]], None] | None,
+    ) -> None:
+        self.bar = progress_bar(total_steps, initial_step, progress)
+        self.callback = callback
+        self.writer = None
+        if tensorboard_dir is not None:
+            from torch.utils.tensorboard import SummaryWriter  # optional
+
+            self.writer = SummaryWriter(str(tensorboard_dir))
+
+    def report(self, row: Mapping[str, Any], history: list) -> None:
+        self.bar.update(row["step"] - self.bar.n)
+        if not math.isnan(row["episodic_return"]):
+            self.bar.set_postfix(ret=f"{row['episodic_return']:.1f}", refresh=False)
+        if self.writer is not None:
+            for key, value in row.items():
+                if key not in ("step", "update"):
+                    self.writer.add_scalar(f"ppo/{key}", value, row["step"])
+        if self.callback is not None:
+            self.callback(row, history)
+
+    def close(self) -> None:
+        finish = getattr(self.callback, "finish", None)
+        if callable(finish):
+            finish()
+        self.bar.close()
+        if self.writer is not None:
+            self.writer.close()
 
 
 class LivePlot:

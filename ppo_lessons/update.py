@@ -1,7 +1,7 @@
 """Lesson 06 (`06_the_ppo_update.ipynb`): the PPO update and its diagnostics.
 
-One update is `update_epochs` passes over the rollout in shuffled minibatches. On each
-minibatch (Schulman et al., 2017; the details as in Huang et al., 2022, "The 37
+One update is `update_epochs` passes over the rollout in shuffled minibatches
+(`minibatch_indices`, exercise 6.5). On each minibatch (`ppo_loss`, exercise 6.4) (Schulman et al., 2017; the details as in Huang et al., 2022, "The 37
 Implementation Details of PPO"):
 
     A ← (A − mean A) / (std A + 1e-8)                  (per minibatch, if norm_adv)
@@ -15,9 +15,9 @@ the old and new policy, and the fraction of samples whose ratio was clipped. Wit
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
+from typing import Any, NamedTuple
 
 import torch
 from torch import nn
@@ -29,17 +29,30 @@ from ppo_lessons._validate import (
 )
 from ppo_lessons.buffer import Batch
 from ppo_lessons.clipping import clipped_surrogate_objective
+from ppo_lessons.importance_sampling import probability_ratio
 from ppo_lessons.losses import value_loss
 from ppo_lessons.networks import ActorCritic
 
+# the trainer's flat-parameter trick lives in `ppo_lessons.speed`; re-exported here,
+# where the update that profits from it is
+from ppo_lessons.speed import flatten_parameters
+
 __all__ = [
     "KL_ESTIMATORS",
+    "MINIBATCH_METRICS",
+    "PPOLossTerms",
+    "UpdateFunctions",
     "UpdateSettings",
     "approx_kl",
     "explained_variance",
     "flatten_parameters",
+    "minibatch_indices",
+    "minibatch_loss",
     "normalize_advantages",
+    "ppo_loss",
+    "ppo_loss_terms",
     "ppo_update",
+    "shuffled_minibatches",
 ]
 
 KL_ESTIMATORS = ("k1", "k3")
@@ -109,9 +122,128 @@ def normalize_advantages(advantages: torch.Tensor) -> torch.Tensor:
     return (advantages - advantages.mean()) / (advantages.std() + 1e-8)
 
 
+Objective = Callable[[torch.Tensor, torch.Tensor, torch.Tensor, float], torch.Tensor]
+ValueLoss = Callable[
+    [torch.Tensor, torch.Tensor, torch.Tensor, float | None], torch.Tensor
+]
+
+
+class PPOLossTerms(NamedTuple):
+    """The combined loss and its three terms (each a 0-d tensor)."""
+
+    loss: torch.Tensor  # −L^CLIP + vf_coef · L^V − ent_coef · H, to minimize
+    policy_loss: torch.Tensor  # −L^CLIP
+    value_loss: torch.Tensor  # L^V
+    entropy: torch.Tensor | None  # mean H (None when it was not computed)
+
+
+def ppo_loss_terms(
+    new_log_probs: torch.Tensor,
+    old_log_probs: torch.Tensor,
+    advantages: torch.Tensor,
+    new_values: torch.Tensor,
+    old_values: torch.Tensor,
+    returns: torch.Tensor,
+    entropy: torch.Tensor | None,
+    clip_eps: float,
+    value_clip_eps: float | None,
+    vf_coef: float,
+    ent_coef: float,
+    normalize_advantages: bool,
+    *,
+    objective: Objective = clipped_surrogate_objective,
+    value_loss_fn: ValueLoss = value_loss,
+) -> PPOLossTerms:
+    """`ppo_loss` and its terms; `objective` and `value_loss_fn` (the contracts of
+    exercises 3.1 and 6.1) can be a student's own. `entropy` may be None only when
+    `ent_coef` is 0 (the trainer skips computing it when nobody reads it)."""
+    if entropy is None and ent_coef != 0.0:
+        raise ValueError(
+            f"entropy is None but ent_coef is {ent_coef}; pass [B] entropies"
+        )
+    if normalize_advantages:
+        advantages = (advantages - advantages.mean()) / (advantages.std() + 1e-8)
+    policy_loss = -objective(new_log_probs, old_log_probs, advantages, clip_eps)
+    v_loss = value_loss_fn(new_values, old_values, returns, value_clip_eps)
+    loss = policy_loss + vf_coef * v_loss
+    if entropy is None:
+        return PPOLossTerms(loss, policy_loss, v_loss, None)
+    entropy = entropy.mean()
+    return PPOLossTerms(loss - ent_coef * entropy, policy_loss, v_loss, entropy)
+
+
+def ppo_loss(
+    new_log_probs: torch.Tensor,
+    old_log_probs: torch.Tensor,
+    advantages: torch.Tensor,
+    new_values: torch.Tensor,
+    old_values: torch.Tensor,
+    returns: torch.Tensor,
+    entropy: torch.Tensor,
+    clip_eps: float,
+    value_clip_eps: float | None,
+    vf_coef: float,
+    ent_coef: float,
+    normalize_advantages: bool,
+) -> torch.Tensor:
+    """The PPO loss of one minibatch, to MINIMIZE (Schulman et al., 2017, eq. 9, with
+    the signs of a loss):
+
+        Â = (A − mean A) / (std A + 1e-8)      if normalize_advantages, else A
+        loss = −L^CLIP(Â; clip_eps) + vf_coef · L^V(value_clip_eps) − ent_coef · mean H
+
+    L^CLIP is `clipped_surrogate_objective`, L^V is `value_loss` (clipped around the
+    old values when value_clip_eps is a number). Mean and std (torch's unbiased std)
+    are over all elements of this minibatch; the 1e-8 keeps the loss finite when all
+    advantages are equal.
+
+    Args:
+        new_log_probs: [B] log π_θ(a|s) (with gradient).
+        old_log_probs, advantages: [B] from the rollout.
+        new_values: [B] V_θ(s) (with gradient).
+        old_values, returns: [B] V_old(s) and the value targets.
+        entropy: [B] H[π_θ(·|s)] (with gradient).
+        clip_eps, value_clip_eps: ε of the policy clip; ε of the value clip or None.
+        vf_coef, ent_coef: weights of the value loss and of the entropy bonus.
+        normalize_advantages: standardize the advantages within this minibatch.
+
+    Returns:
+        [] scalar loss; gradients reach new_log_probs, new_values and entropy.
+    """
+    return ppo_loss_terms(
+        new_log_probs, old_log_probs, advantages, new_values, old_values, returns,
+        entropy, clip_eps, value_clip_eps, vf_coef, ent_coef, normalize_advantages,
+    ).loss  # fmt: skip
+
+
+def minibatch_indices(
+    batch_size: int, minibatch_size: int, generator: torch.Generator
+) -> list[torch.Tensor]:
+    """One epoch's minibatches: a random permutation of range(batch_size), drawn from
+    `generator`, cut into consecutive pieces of `minibatch_size` (the last one shorter
+    when minibatch_size does not divide batch_size). Every index appears exactly once;
+    the same generator state gives the same order, each call (epoch) a new one.
+
+    Args:
+        batch_size: B >= 1 transitions in the rollout.
+        minibatch_size: M >= 1.
+        generator: a torch.Generator (its device is the indices' device).
+
+    Returns:
+        ceil(B / M) 1-D int64 index tensors.
+    """
+    for name, value in (("batch_size", batch_size), ("minibatch_size", minibatch_size)):
+        if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+            raise ValueError(f"{name} must be an integer >= 1, got {value!r}")
+    if not isinstance(generator, torch.Generator):
+        raise ValueError(f"generator must be a torch.Generator, got {generator!r}")
+    order = torch.randperm(batch_size, generator=generator, device=generator.device)
+    return list(order.split(minibatch_size))
+
+
 @dataclass(frozen=True)
 class UpdateSettings:
-    """The hyperparameters of one PPO update (a view of `PPOConfig`)."""
+    """The hyperparameters of one PPO update (a view of `PPOConfig`: same names)."""
 
     update_epochs: int
     minibatch_size: int
@@ -124,58 +256,24 @@ class UpdateSettings:
     target_kl: float | None
     kl_estimator: str
 
+    @classmethod
+    def from_config(cls, config: Any) -> UpdateSettings:
+        """The update's fields read from a `PPOConfig` (or anything with them)."""
+        return cls(**{f.name: getattr(config, f.name) for f in fields(cls)})
 
-Objective = Callable[[torch.Tensor, torch.Tensor, torch.Tensor, float], torch.Tensor]
-ValueLoss = Callable[
-    [torch.Tensor, torch.Tensor, torch.Tensor, float | None], torch.Tensor
-]
 
+@dataclass(frozen=True)
+class UpdateFunctions:
+    """The lesson functions one update calls; any can be a student's own (same
+    contracts). `ppo_loss` None means: assemble it from `clipped_surrogate_objective`
+    and `value_loss` (so a student's objective alone also reaches the update)."""
 
-def minibatch_loss(
-    agent: ActorCritic,
-    batch: Batch,
-    idx: torch.Tensor | slice,
-    settings: UpdateSettings,
-    objective: Objective = clipped_surrogate_objective,
-    value_loss_fn: ValueLoss = value_loss,
-    with_metrics: bool = True,
-) -> tuple[torch.Tensor, torch.Tensor | None]:
-    """The loss of one minibatch and its detached metrics [5]: policy loss, value
-    loss, entropy, approx KL, clip fraction (None when not `with_metrics`: the
-    update skips them in epochs whose metrics nobody reads)."""
-    policy_out, new_values = agent.policy_and_value(batch.obs[idx])
-    # with ent_coef = 0 the entropy only feeds the metrics: skip it when they are not
-    # read (its term, 0 · H, would add exact zeros to the loss and the gradient)
-    need_entropy = with_metrics or settings.ent_coef != 0.0
-    if need_entropy:
-        new_log_probs, entropy = agent.log_prob_entropy(policy_out, batch.actions[idx])
-    else:
-        new_log_probs = agent.log_prob(policy_out, batch.actions[idx])
-    old_log_probs = batch.log_probs[idx]
-    advantages = batch.advantages[idx]
-    if settings.norm_adv:
-        advantages = normalize_advantages(advantages)
-    policy_loss = -objective(
-        new_log_probs, old_log_probs, advantages, settings.clip_coef
-    )
-    v_clip = settings.clip_coef if settings.clip_vloss else None
-    v_loss = value_loss_fn(new_values, batch.values[idx], batch.returns[idx], v_clip)
-    loss = policy_loss + settings.vf_coef * v_loss
-    if not need_entropy:
-        return loss, None
-    entropy = entropy.mean()
-    loss = loss - settings.ent_coef * entropy
-    if not with_metrics:
-        return loss, None
-    with torch.no_grad():
-        kl = approx_kl(new_log_probs, old_log_probs, settings.kl_estimator)
-        clipped = (new_log_probs - old_log_probs).exp().sub(
-            1
-        ).abs() > settings.clip_coef
-        metrics = torch.stack(
-            [policy_loss, v_loss, entropy, kl, clipped.float().mean()]
-        ).detach()
-    return loss, metrics
+    clipped_surrogate_objective: Objective = clipped_surrogate_objective
+    value_loss: ValueLoss = value_loss
+    ppo_loss: Callable[..., torch.Tensor] | None = None
+    minibatch_indices: Callable[..., list[torch.Tensor]] = minibatch_indices
+    approx_kl: Callable[..., torch.Tensor] = approx_kl
+    probability_ratio: Callable[..., torch.Tensor] = probability_ratio
 
 
 MINIBATCH_METRICS = (
@@ -185,58 +283,88 @@ MINIBATCH_METRICS = (
     "approx_kl",
     "clip_fraction",
 )
+KL_INDEX = MINIBATCH_METRICS.index("approx_kl")
+
+
+def minibatch_loss(
+    agent: ActorCritic,
+    batch: Batch,
+    idx: torch.Tensor | slice,
+    settings: UpdateSettings,
+    functions: UpdateFunctions = UpdateFunctions(),  # noqa: B008 (frozen)
+    with_metrics: bool = True,
+) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """The loss of minibatch `batch[idx]` and its detached metrics, one value per
+    name of `MINIBATCH_METRICS` (None when not `with_metrics`: the update skips
+    them in epochs whose metrics nobody reads)."""
+    policy_out, new_values = agent.policy_and_value(batch.obs[idx])
+    # with ent_coef = 0 the entropy only feeds the metrics: skip it when they are not
+    # read (its term, 0 · H, would add exact zeros to the loss and the gradient)
+    own_loss = functions.ppo_loss is not None
+    if with_metrics or own_loss or settings.ent_coef != 0.0:
+        new_log_probs, entropy = agent.log_prob_entropy(policy_out, batch.actions[idx])
+    else:
+        new_log_probs, entropy = agent.log_prob(policy_out, batch.actions[idx]), None
+    args = (
+        new_log_probs, batch.log_probs[idx], batch.advantages[idx], new_values,
+        batch.values[idx], batch.returns[idx], entropy, settings.clip_coef,
+        settings.clip_coef if settings.clip_vloss else None, settings.vf_coef,
+        settings.ent_coef, settings.norm_adv,
+    )  # fmt: skip
+    if own_loss:
+        loss = functions.ppo_loss(*args)
+        if not with_metrics:
+            return loss, None
+        with torch.no_grad():  # the terms, for the metrics only
+            terms = ppo_loss_terms(*args)
+    else:
+        terms = ppo_loss_terms(
+            *args,
+            objective=functions.clipped_surrogate_objective,
+            value_loss_fn=functions.value_loss,
+        )
+        loss = terms.loss
+        if not with_metrics:
+            return loss, None
+    with torch.no_grad():
+        old_log_probs = batch.log_probs[idx]
+        kl = functions.approx_kl(new_log_probs, old_log_probs, settings.kl_estimator)
+        ratio = functions.probability_ratio(new_log_probs, old_log_probs)
+        clipped = ratio.sub(1).abs() > settings.clip_coef
+        metrics = torch.stack(
+            [
+                terms.policy_loss,
+                terms.value_loss,
+                terms.entropy,
+                kl,
+                clipped.float().mean(),
+            ]
+        ).detach()
+    return loss, metrics
 
 
 def shuffled_minibatches(
-    batch: Batch, M: int, generator: torch.Generator | None
+    batch: Batch,
+    M: int,
+    generator: torch.Generator | None,
+    indices_fn: Callable[..., list[torch.Tensor]] = minibatch_indices,
 ) -> list[tuple[Batch, torch.Tensor | slice]]:
-    """One epoch's minibatches as (batch, index) pairs for `minibatch_loss`: the batch
-    gathered once in a random order, cut into consecutive slices of M samples (one
-    gather per field per epoch, not one per minibatch). The whole batch, unshuffled,
-    when M >= B: a full-batch step does not depend on the order."""
+    """One epoch's minibatches as (batch, index) pairs for `minibatch_loss`: the
+    batch gathered once in the order of `indices_fn` (`minibatch_indices`), cut into
+    consecutive slices of the pieces' sizes (one gather per field per epoch, not one
+    per minibatch). With the reference `minibatch_indices` and M >= B, the whole batch
+    unshuffled: a full-batch step does not depend on the order (and draws nothing)."""
     B = batch.advantages.shape[0]
-    if M >= B:
+    if M >= B and indices_fn is minibatch_indices:
         return [(batch, slice(None))]
-    order = torch.randperm(B, generator=generator, device=batch.advantages.device)
-    shuffled = Batch(*(field[order] for field in batch))
-    return [(shuffled, slice(start, start + M)) for start in range(0, B, M)]
-
-
-def flatten_parameters(module: nn.Module) -> torch.Tensor:
-    """Put the trainable parameters of `module`, and their gradients, into one flat
-    tensor each; returns the flat parameter tensor, whose `.grad` is the flat gradient.
-
-    Every parameter becomes a view into the flat tensor (its `.grad` a view into the
-    flat gradient), so an optimizer given the one flat tensor updates all of them in
-    a single operation, and gradient clipping takes one norm: for the trainer's 64x64
-    actor-critic the Adam step went from about 210 to 85 µs, a fifth of a gradient
-    step (measured on the course's 2-core CPU machine). The values do not change.
-    Backward adds into the gradient views, so zero the gradients in place
-    (`optimizer.zero_grad(set_to_none=False)`, as `ppo_update` does): setting them
-    to None would cut the views loose. Move the module to its device first.
-    """
-    params = [p for p in module.parameters() if p.requires_grad]
-    if not params:
-        raise ValueError(f"{type(module).__name__} has no trainable parameters")
-    devices = {p.device for p in params}
-    dtypes = {p.dtype for p in params}
-    if len(devices) > 1 or len(dtypes) > 1:
-        raise ValueError(
-            f"flatten_parameters needs one device and one dtype, got devices "
-            f"{sorted(map(str, devices))} and dtypes {sorted(map(str, dtypes))}"
-        )
-    with torch.no_grad():
-        flat = torch.cat([p.reshape(-1) for p in params])
-    flat_grad = torch.zeros_like(flat)
-    offset = 0
-    for p in params:
-        n = p.numel()
-        p.data = flat[offset : offset + n].view_as(p)
-        p.grad = flat_grad[offset : offset + n].view_as(p)
-        offset += n
-    flat.requires_grad_(True)
-    flat.grad = flat_grad
-    return flat
+    pieces = indices_fn(B, M, generator)
+    order = torch.cat(list(pieces))
+    shuffled = type(batch)(*(field[order] for field in batch))
+    out, start = [], 0
+    for piece in pieces:
+        out.append((shuffled, slice(start, start + len(piece))))
+        start += len(piece)
+    return out
 
 
 def ppo_update(
@@ -245,33 +373,36 @@ def ppo_update(
     batch: Batch,
     settings: UpdateSettings,
     generator: torch.Generator | None = None,
-    objective: Objective = clipped_surrogate_objective,
-    value_loss_fn: ValueLoss = value_loss,
+    functions: UpdateFunctions = UpdateFunctions(),  # noqa: B008 (frozen)
 ) -> dict[str, torch.Tensor]:
-    """`update_epochs` passes of minibatch gradient steps over `batch`.
+    """`update_epochs` passes of minibatch gradient steps over `batch` (a `Batch`).
 
+    Per minibatch: the loss (`ppo_loss`), a gradient step of `optimizer` with the
+    gradient clipped to global norm `max_grad_norm`. With `target_kl`, the epochs
+    stop once an epoch's mean approx KL exceeds it (CleanRL; Huang et al., 2022).
     Nothing here reads a value back to the host, except one KL check per epoch when
     `target_kl` is set (stopping early needs the number).
 
     Returns:
         Metrics as 0-d tensors on the device, averaged over the minibatches of the
-        last epoch run (policy_loss, value_loss, entropy, approx_kl, clip_fraction),
-        plus `epochs` (how many ran).
+        last epoch run (the names of MINIBATCH_METRICS), plus `epochs` (how many ran).
     """
-    B = batch.advantages.shape[0]
     M = settings.minibatch_size
-    # the tensors the optimizer steps (one flat tensor after `flatten_parameters`)
+    # the tensors the optimizer steps (one flat tensor with `speed.FlatAdam`)
     params = [p for group in optimizer.param_groups for p in group["params"]]
     epochs_run = 0
     for epoch in range(settings.update_epochs):
         # metrics are read after the last epoch, and after every one for target_kl
         measure = settings.target_kl is not None or epoch == settings.update_epochs - 1
         totals = torch.zeros(len(MINIBATCH_METRICS), device=batch.advantages.device)
-        for shuffled, idx in shuffled_minibatches(batch, M, generator):
+        minibatches = shuffled_minibatches(
+            batch, M, generator, functions.minibatch_indices
+        )
+        for shuffled, idx in minibatches:
             loss, metrics = minibatch_loss(
-                agent, shuffled, idx, settings, objective, value_loss_fn, measure
+                agent, shuffled, idx, settings, functions, measure
             )
-            optimizer.zero_grad(set_to_none=False)  # in place (flatten_parameters)
+            optimizer.zero_grad(set_to_none=False)
             loss.backward()
             if settings.max_grad_norm is not None:
                 nn.utils.clip_grad_norm_(params, settings.max_grad_norm)
@@ -279,11 +410,10 @@ def ppo_update(
             if measure:
                 totals += metrics
         epochs_run += 1
-        epoch_means = totals / math.ceil(B / M)
-        # early stop on the policy's drift (CleanRL's target_kl; Huang et al., 2022)
+        epoch_means = totals / len(minibatches)
         if (
             settings.target_kl is not None
-            and float(epoch_means[3]) > settings.target_kl
+            and float(epoch_means[KL_INDEX]) > settings.target_kl
         ):
             break
     out = dict(zip(MINIBATCH_METRICS, epoch_means, strict=True))

@@ -18,15 +18,15 @@ from test_trainer_torch_backend import SMALL  # noqa: E402  (tests/ is on sys.pa
 from ppo_lessons import experiments as ex  # noqa: E402
 from ppo_lessons.clipping import clipped_surrogate_objective  # noqa: E402
 from ppo_lessons.gae import compute_gae  # noqa: E402
+from ppo_lessons.rollout import gae_from_buffer, value_rollout  # noqa: E402
 from ppo_lessons.trainer import (  # noqa: E402
     PPOConfig,
     TrainResult,
     collect_rollout,
     make_buffer,
     start_run,
-    update_settings,
 )
-from ppo_lessons.update import ppo_update  # noqa: E402
+from ppo_lessons.update import UpdateFunctions, UpdateSettings, ppo_update  # noqa: E402
 
 
 def record(label: str, seed: int, final: float, mean: float | None = None):
@@ -373,7 +373,7 @@ def test_critic_first_optimizers_keep_actor_and_critic_apart():
     # catches one Adam over both networks: its momentum would move the actor on
     # critic-only steps (and the critic on policy-only steps)
     run = start_run(PPOConfig(**SMALL))
-    critic_optimizer = ex._critic_optimizer(run)
+    critic_optimizer = ex.CriticFirstUpdate("collected").split_optimizers(run)
 
     def owned(optimizer):
         return {id(p) for group in optimizer.param_groups for p in group["params"]}
@@ -384,16 +384,17 @@ def test_critic_first_optimizers_keep_actor_and_critic_apart():
     buffer = make_buffer(run)
     for _ in range(2):  # the second round runs with Adam's momentum from the first
         collect_rollout(run, buffer)
-        advantages, returns = ex._gae(buffer, run.config)
+        advantages, returns = gae_from_buffer(
+            buffer, run.config.gamma, run.config.gae_lambda
+        )
         batch = buffer.flatten(advantages, returns)
-        settings = update_settings(run.config)
+        settings = UpdateSettings.from_config(run.config)
         ppo_update(run.agent, run.optimizer, batch, settings, run.generator)
         actor = [p.detach().clone() for p in run.agent.actor.parameters()]
         critic = [p.detach().clone() for p in run.agent.critic.parameters()]
         only = ex.dataclasses.replace(settings, ent_coef=0.0)
-        ppo_update(
-            run.agent, critic_optimizer, batch, only, run.generator, ex._zero_objective
-        )
+        critic_only = UpdateFunctions(ex.zero_objective)
+        ppo_update(run.agent, critic_optimizer, batch, only, run.generator, critic_only)
         for before, after in zip(actor, run.agent.actor.parameters(), strict=True):
             torch.testing.assert_close(after, before, rtol=0, atol=0)
         assert any(
@@ -402,19 +403,19 @@ def test_critic_first_optimizers_keep_actor_and_critic_apart():
         )
 
 
-def test_revalue_uses_the_current_critic_on_the_right_observations():
+def test_value_rollout_uses_the_current_critic_on_the_right_observations():
     # catches V(s_{t+1}) computed from s_t (obs and reached_obs mixed up)
     run = start_run(PPOConfig(**SMALL))
     buffer = make_buffer(run)
     collect_rollout(run, buffer)
     stored = buffer.values.clone(), buffer.next_values.clone()
-    ex._revalue(run, buffer)  # same critic as at collection: nothing changes
+    value_rollout(run.agent, buffer)  # same critic as at collection: nothing changes
     torch.testing.assert_close(buffer.values, stored[0])
     torch.testing.assert_close(buffer.next_values, stored[1])
     with torch.no_grad():
         for p in run.agent.critic.parameters():
             p.add_(0.1)
-    ex._revalue(run, buffer)
+    value_rollout(run.agent, buffer)
     assert not torch.allclose(buffer.next_values, stored[1])
 
 

@@ -13,6 +13,7 @@ from ppo_lessons.losses import value_loss
 from ppo_lessons.networks import ActorCritic
 from ppo_lessons.normalize import RewardScaler, RunningMeanStd
 from ppo_lessons.update import (
+    UpdateFunctions,
     UpdateSettings,
     approx_kl,
     explained_variance,
@@ -146,15 +147,15 @@ def test_buffer_flatten_keeps_time_major_order():
     assert batch.returns.tolist() == [10.0, 11.0, 12.0, 13.0, 14.0, 15.0]
 
 
-def test_buffer_box_actions_and_episode_stats():
+def test_buffer_stores_box_actions_as_float_vectors():
+    # catches Box actions stored as int64 (Discrete's dtype) or without their A axis
     buffer = RolloutBuffer(4, 2, (3,), (2,), discrete=False)
     assert buffer.actions.shape == (4, 2, 2) and buffer.actions.dtype == torch.float32
-    buffer.terminated[1, 0] = True
-    buffer.truncated[3, 1] = True
-    buffer.episode_returns[1, 0], buffer.episode_returns[3, 1] = 5.0, 7.0
-    buffer.episode_lengths[1, 0], buffer.episode_lengths[3, 1] = 2.0, 4.0
-    returns, lengths = buffer.episode_stats()
-    assert returns.tolist() == [5.0, 7.0] and lengths.tolist() == [2.0, 4.0]
+    buffer.actions[1, 0] = torch.tensor([0.25, -1.5])
+    assert buffer.flatten(torch.zeros(4, 2), torch.zeros(4, 2)).actions[2].tolist() == [
+        0.25,
+        -1.5,
+    ]
 
 
 # ---------------------------------------------------------------- ppo_update
@@ -261,8 +262,9 @@ def test_ppo_update_uses_the_given_objective_and_value_loss():
     torch.manual_seed(0)
     agent = ActorCritic(3, 2, discrete=True)
     optimizer = torch.optim.Adam(agent.parameters(), lr=1e-3)
+    mine = UpdateFunctions(my_objective, my_value_loss)
     ppo_update(agent, optimizer, batch_for(agent), settings(clip_vloss=True),
-               torch.Generator(), my_objective, my_value_loss)  # fmt: skip
+               torch.Generator(), mine)  # fmt: skip
     assert calls["objective"] == 16  # 4 epochs x 4 minibatches
     assert calls["value_loss"] == [0.2] * 16  # clip_vloss passes clip_coef
 

@@ -11,8 +11,8 @@ import probe_envs as probes  # tests/probe_envs.py (pytest puts tests/ on sys.pa
 import pytest
 import torch
 
-import ppo_lessons.trainer as trainer_module
-from ppo_lessons import clipping, gae, losses, update
+import ppo_lessons.envs as envs_module
+from ppo_lessons import clipping, gae, losses, networks, update
 from ppo_lessons.networks import gaussian_log_prob
 from ppo_lessons.presets import PRESETS, preset
 from ppo_lessons.trainer import (
@@ -181,20 +181,21 @@ def test_rollout_bootstraps_from_the_true_final_observation():
     torch.testing.assert_close(buffer.next_values[4], v_final.expand(2))
     # elsewhere the reached observation is where the next step starts
     torch.testing.assert_close(buffer.next_values[5:9], buffer.values[6:10])
-    assert buffer.episode_returns[4].tolist() == [5.0, 5.0]
+    returns, lengths = run.envs.episode_stats()  # two episodes per env, 5 steps each
+    assert returns.tolist() == [5.0] * 4 and lengths.tolist() == [5.0] * 4
     assert run.global_step == 24
 
 
 def test_box_actions_are_clipped_only_for_the_env(monkeypatch):
     sent = []
-    original = trainer_module.actions_to_env
+    original = envs_module.actions_to_env
 
     def spy(actions, space):
         out = original(actions, space)
         sent.append(out.copy())
         return out
 
-    monkeypatch.setattr(trainer_module, "actions_to_env", spy)
+    monkeypatch.setattr(envs_module, "actions_to_env", spy)
     config = probe_config("ActionReward", box=True, init_log_std=1.0, total_steps=128)
     run = start_run(config)
     buffer = make_buffer(run)
@@ -210,14 +211,20 @@ def test_box_actions_are_clipped_only_for_the_env(monkeypatch):
 
 
 def test_the_trainer_uses_the_lessons_functions():
-    assert trainer_module.reference_compute_gae is gae.compute_gae
-    assert (
-        trainer_module.clipped_surrogate_objective
-        is clipping.clipped_surrogate_objective
+    # catches a second, private copy of a lesson function inside the trainer
+    run = start_run(probe_config("Constant", total_steps=128))
+    fns = run.functions
+    assert fns.compute_gae is gae.compute_gae
+    assert fns.update.clipped_surrogate_objective is (
+        clipping.clipped_surrogate_objective
     )
-    assert trainer_module.reference_value_loss is losses.value_loss
-    assert trainer_module.explained_variance is update.explained_variance
-    assert update.approx_kl.__module__ == "ppo_lessons.update"
+    assert fns.update.value_loss is losses.value_loss
+    assert fns.explained_variance is update.explained_variance
+    assert fns.update.approx_kl is update.approx_kl
+    assert fns.update.minibatch_indices is update.minibatch_indices
+    assert run.agent.categorical_entropy is networks.categorical_entropy
+    assert fns.own == ()
+    run.envs.close()
 
 
 # ---------------------------------------------------------------- probes

@@ -62,6 +62,19 @@ def test_summary_json_save_and_resume(tmp_path):
     assert [row["step"] for row in history] == [256, 512, 768, 1024]
 
 
+def test_resume_with_a_changed_flag_is_one_line_naming_it(tmp_path, capsys):
+    # catches the traceback from deep inside the trainer that a changed flag gave
+    ckpt = tmp_path / "run.pt"
+    assert main([*SMALL, "--save", str(ckpt)]) == 0
+    capsys.readouterr()
+    code = main(["--resume", str(ckpt), "--learning-rate", "0.01", "--no-progress"])
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and len(err.splitlines()) == 1
+    assert "--learning-rate 0.01" in err and "only --total-steps may change" in err
+    assert main(["--resume", str(tmp_path / "missing.pt"), "--no-progress"]) == 2
+    assert "missing.pt" in capsys.readouterr().err
+
+
 @pytest.mark.slow
 def test_module_entry_point_runs():
     out = subprocess.run(

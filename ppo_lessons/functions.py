@@ -1,0 +1,152 @@
+"""The exercise functions the trainer calls, and a student's own in their place.
+
+    train(config, functions={"compute_gae": my_gae, "ppo_loss": my_loss})
+
+Every name in `TRAINER_EXERCISES` is an exercise of the course (`ppo_lessons.exercises`)
+with the contract of its lesson; the trainer calls what it is given at the place the
+reference would be called. `your_functions()` gathers the ones a student solved in
+their lesson notebooks (lesson 07's capstone).
+
+Naming: the lesson functions keep their contract names (`clip_eps`, `lam`), the
+config keeps CleanRL's (`clip_coef`, `gae_lambda`); the mapping between the two lives
+where the trainer calls the functions: `ppo_lessons.update.minibatch_loss` and
+`ppo_lessons.rollout.gae_from_buffer`.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from ppo_lessons import clipping, gae, importance_sampling, losses, networks, update
+from ppo_lessons import rollout as rollout_module
+from ppo_lessons.exercises import EXERCISES
+
+__all__ = [
+    "TRAINER_EXERCISES",
+    "TrainerFunctions",
+    "describe",
+    "trainer_functions",
+    "your_functions",
+]
+
+# where the trainer calls each exercise function
+TRAINER_EXERCISES: dict[str, str] = {
+    "probability_ratio": "the clip fraction of every minibatch",
+    "clipped_surrogate_objective": "the policy term of the loss",
+    "compute_gae": "advantages and returns after every rollout",
+    "gaussian_log_prob": "log π(a|s) of Box actions (rollout and update)",
+    "categorical_entropy": "the entropy of Discrete policies (update)",
+    "value_loss": "the value term of the loss",
+    "approx_kl": "the KL metric and the target_kl stop",
+    "explained_variance": "the explained-variance metric",
+    "ppo_loss": "the loss of every minibatch",
+    "minibatch_indices": "the minibatches of every epoch",
+    "collect_rollout": "every rollout",
+    "ppo_update": "every update (it then calls its own loss and minibatches)",
+}
+REFERENCES: dict[str, Callable] = {
+    "probability_ratio": importance_sampling.probability_ratio,
+    "clipped_surrogate_objective": clipping.clipped_surrogate_objective,
+    "compute_gae": gae.compute_gae,
+    "gaussian_log_prob": networks.gaussian_log_prob,
+    "categorical_entropy": networks.categorical_entropy,
+    "value_loss": losses.value_loss,
+    "approx_kl": update.approx_kl,
+    "explained_variance": update.explained_variance,
+    "ppo_loss": update.ppo_loss,
+    "minibatch_indices": update.minibatch_indices,
+    "collect_rollout": rollout_module.collect_rollout,
+    "ppo_update": update.ppo_update,
+}
+
+
+@dataclass(frozen=True)
+class TrainerFunctions:
+    """The functions one run calls (references, or a student's own)."""
+
+    compute_gae: Callable = gae.compute_gae
+    collect_rollout: Callable = rollout_module.collect_rollout
+    ppo_update: Callable = update.ppo_update  # (agent, optimizer, batch, settings, gen)
+    explained_variance: Callable = update.explained_variance
+    gaussian_log_prob: Callable = networks.gaussian_log_prob
+    categorical_entropy: Callable = networks.categorical_entropy
+    update: update.UpdateFunctions = field(default_factory=update.UpdateFunctions)
+    own: tuple[str, ...] = ()  # the names given by the user
+
+
+def trainer_functions(functions: Mapping[str, Callable] | None) -> TrainerFunctions:
+    """Check `functions` (exercise name -> callable) and build the run's functions.
+
+    Raises:
+        ValueError: for a name the trainer does not take (the message lists the valid
+            names) or a value that is not callable.
+    """
+    functions = dict(functions or {})
+    for name, fn in functions.items():
+        if name not in TRAINER_EXERCISES:
+            raise ValueError(
+                f"functions has the name {name!r}, which is not an exercise function "
+                f"the trainer calls; valid names: {', '.join(TRAINER_EXERCISES)}"
+            )
+        if not callable(fn):
+            raise ValueError(f"functions[{name!r}] must be callable, got {fn!r}")
+    pick = {name: functions.get(name, REFERENCES[name]) for name in TRAINER_EXERCISES}
+    update_fns = update.UpdateFunctions(
+        clipped_surrogate_objective=pick["clipped_surrogate_objective"],
+        value_loss=pick["value_loss"],
+        ppo_loss=functions.get("ppo_loss"),  # None: assembled from the two above
+        minibatch_indices=pick["minibatch_indices"],
+        approx_kl=pick["approx_kl"],
+        probability_ratio=pick["probability_ratio"],
+    )
+    ppo_update = pick["ppo_update"]
+    if "ppo_update" not in functions:
+        ppo_update = functools.partial(update.ppo_update, functions=update_fns)
+    return TrainerFunctions(
+        compute_gae=pick["compute_gae"],
+        collect_rollout=pick["collect_rollout"],
+        ppo_update=ppo_update,
+        explained_variance=pick["explained_variance"],
+        gaussian_log_prob=pick["gaussian_log_prob"],
+        categorical_entropy=pick["categorical_entropy"],
+        update=update_fns,
+        own=tuple(name for name in TRAINER_EXERCISES if name in functions),
+    )
+
+
+def your_functions(lessons_dir: str | Path = ".") -> dict[str, Callable]:
+    """Every exercise function the trainer calls that you solved in your lesson
+    notebooks (in `lessons_dir`), each read and checked by `load_exercise`; one printed
+    line per function says whether yours or the reference is used.
+
+    Returns:
+        {exercise name: your function} for the ones that pass their checks; pass it
+        to `train(config, functions=...)`.
+    """
+    from ppo_lessons.notebook import load_exercise  # notebook helpers: lessons only
+
+    folder = Path(lessons_dir)
+    notebooks = {p.name[:2]: p for p in folder.glob("[0-9][0-9]_*.ipynb")}
+    yours: dict[str, Callable] = {}
+    for exercise in EXERCISES:
+        if exercise.function not in TRAINER_EXERCISES:
+            continue
+        path = notebooks.get(f"{exercise.lesson:02d}")
+        if path is None:
+            print(f"{exercise.function}: no lesson {exercise.lesson:02d} notebook in "
+                  f"{folder}; the reference is used")  # fmt: skip
+            continue
+        fn = load_exercise(path, exercise.function)
+        if fn is not REFERENCES[exercise.function]:
+            yours[exercise.function] = fn
+    return yours
+
+
+def describe(functions: TrainerFunctions) -> str:
+    """One line naming the functions a run takes from the user."""
+    if not functions.own:
+        return "every function is the package's reference"
+    return f"your functions: {', '.join(functions.own)}; the rest are the references"

@@ -1,0 +1,36 @@
+"""The trainer's metric history: one typed row per update.
+
+`train` appends one `HistoryRow` per update to `TrainResult.history`; the doctor,
+`LivePlot`, `ppo_lessons.experiments` and the CLI read rows by these names, and
+`METRIC_NAMES` lists them once, in the order a row holds them.
+"""
+
+from __future__ import annotations
+
+from typing import TypedDict
+
+__all__ = ["LOSS_METRICS", "METRIC_NAMES", "HistoryRow"]
+
+
+class HistoryRow(TypedDict):
+    """The metrics of one update (Python numbers; nan where undefined)."""
+
+    step: int  # environment steps so far (all envs)
+    update: int  # 1, 2, ...
+    episodic_return: float  # mean undiscounted return of the episodes that ended
+    episodic_length: float  # their mean length
+    episodes: int  # how many ended in this update's rollout
+    policy_loss: float  # −L^CLIP, last epoch's minibatch mean
+    value_loss: float  # L^V
+    entropy: float  # mean H[π]
+    approx_kl: float  # KL(π_old ‖ π_new) estimate
+    clip_fraction: float  # share of samples with |r − 1| > clip_coef
+    epochs: int  # epochs run (fewer than update_epochs after a target_kl stop)
+    explained_variance: float  # of the returns by the rollout's values
+    learning_rate: float
+    steps_per_second: float  # this update's wall clock, rollout to log
+
+
+METRIC_NAMES: tuple[str, ...] = tuple(HistoryRow.__annotations__)
+# the metrics whose nan or inf means the run diverged
+LOSS_METRICS: tuple[str, ...] = ("policy_loss", "value_loss", "entropy", "approx_kl")
