@@ -19,7 +19,7 @@ from dataclasses import dataclass
 
 import torch
 
-from ppo_lessons._validate import require_unit_interval
+from ppo_lessons.validate import require_unit_interval
 
 __all__ = [
     "Chain",

@@ -14,8 +14,8 @@ from __future__ import annotations
 
 import torch
 
-from ppo_lessons._validate import require_positive
-from ppo_lessons.importance_sampling import _checked, probability_ratio
+from ppo_lessons.importance_sampling import probability_ratio
+from ppo_lessons.validate import require_float_tensors, require_positive
 
 __all__ = ["clipped_surrogate_objective"]
 
@@ -39,7 +39,7 @@ def clipped_surrogate_objective(
     Returns:
         [] scalar objective, mean over all elements.
     """
-    _checked(
+    require_float_tensors(
         new_log_probs=new_log_probs,
         old_log_probs=old_log_probs,
         advantages=advantages,

@@ -13,21 +13,9 @@ from __future__ import annotations
 
 import torch
 
-from ppo_lessons._validate import (
-    require_float_tensor,
-    require_same_device,
-    require_same_shape,
-)
+from ppo_lessons.validate import require_float_tensors
 
 __all__ = ["probability_ratio", "surrogate_objective"]
-
-
-def _checked(**tensors: object) -> dict[str, torch.Tensor]:
-    """Validate same-shaped float tensors on one device (first name is the reference)."""
-    checked = {name: require_float_tensor(name, t) for name, t in tensors.items()}
-    require_same_shape(next(iter(checked)), checked)
-    require_same_device(checked)
-    return checked
 
 
 def probability_ratio(
@@ -43,7 +31,7 @@ def probability_ratio(
         Same shape as the inputs, the ratios; the gradient flows through
         `new_log_probs` (and through `old_log_probs` only if it carries one).
     """
-    _checked(new_log_probs=new_log_probs, old_log_probs=old_log_probs)
+    require_float_tensors(new_log_probs=new_log_probs, old_log_probs=old_log_probs)
     return torch.exp(new_log_probs - old_log_probs)
 
 
@@ -62,7 +50,7 @@ def surrogate_objective(
     Returns:
         [] scalar objective, mean over all elements.
     """
-    _checked(
+    require_float_tensors(
         new_log_probs=new_log_probs,
         old_log_probs=old_log_probs,
         advantages=advantages,

@@ -14,12 +14,7 @@ from __future__ import annotations
 
 import torch
 
-from ppo_lessons._validate import (
-    require_float_tensor,
-    require_positive,
-    require_same_device,
-    require_same_shape,
-)
+from ppo_lessons.validate import require_float_tensors, require_positive
 
 __all__ = ["value_loss"]
 
@@ -48,13 +43,7 @@ def value_loss(
     Returns:
         [] scalar loss to MINIMIZE, mean over all elements.
     """
-    tensors = {
-        "values": require_float_tensor("values", values),
-        "old_values": require_float_tensor("old_values", old_values),
-        "returns": require_float_tensor("returns", returns),
-    }
-    require_same_shape("values", tensors)
-    require_same_device(tensors)
+    require_float_tensors(values=values, old_values=old_values, returns=returns)
     unclipped = (values - returns).pow(2)
     if clip_eps is None:
         return 0.5 * unclipped.mean()

@@ -24,7 +24,7 @@ from collections.abc import Callable, Sequence
 import torch
 from torch import nn
 
-from ppo_lessons._validate import require_float_tensor, require_same_device
+from ppo_lessons.validate import require_float_tensor, require_same_device
 from ppo_lessons.normalize import RunningMeanStd
 
 # the tanh activation lives with the other speed tricks; re-exported here, where the

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import torch
 
-from ppo_lessons._validate import (
+from ppo_lessons.validate import (
     require_float_tensor,
     require_same_device,
     require_same_shape,

@@ -22,11 +22,6 @@ from typing import Any, NamedTuple
 import torch
 from torch import nn
 
-from ppo_lessons._validate import (
-    require_float_tensor,
-    require_same_device,
-    require_same_shape,
-)
 from ppo_lessons.buffer import Batch
 from ppo_lessons.clipping import clipped_surrogate_objective
 from ppo_lessons.importance_sampling import probability_ratio
@@ -36,6 +31,7 @@ from ppo_lessons.networks import ActorCritic
 # the trainer's flat-parameter trick lives in `ppo_lessons.speed`; re-exported here,
 # where the update that profits from it is
 from ppo_lessons.speed import flatten_parameters
+from ppo_lessons.validate import require_float_tensors
 
 __all__ = [
     "KL_ESTIMATORS",
@@ -75,12 +71,7 @@ def approx_kl(
     Returns:
         [] scalar estimate.
     """
-    tensors = {
-        "new_log_probs": require_float_tensor("new_log_probs", new_log_probs),
-        "old_log_probs": require_float_tensor("old_log_probs", old_log_probs),
-    }
-    require_same_shape("new_log_probs", tensors)
-    require_same_device(tensors)
+    require_float_tensors(new_log_probs=new_log_probs, old_log_probs=old_log_probs)
     log_ratio = new_log_probs - old_log_probs
     if estimator == "k1":
         return (-log_ratio).mean()
@@ -105,12 +96,7 @@ def explained_variance(values: torch.Tensor, returns: torch.Tensor) -> torch.Ten
     Returns:
         [] scalar, in the dtype of `returns`.
     """
-    tensors = {
-        "values": require_float_tensor("values", values),
-        "returns": require_float_tensor("returns", returns),
-    }
-    require_same_shape("values", tensors)
-    require_same_device(tensors)
+    require_float_tensors(values=values, returns=returns)
     var_returns = returns.var()
     ratio = (returns - values).var() / var_returns
     nan = torch.full_like(var_returns, float("nan"))

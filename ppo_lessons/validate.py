@@ -94,3 +94,12 @@ def require_positive(name: str, value: object) -> float:
     if not (float(value) > 0.0) or not math.isfinite(float(value)):
         raise ValueError(f"{name} must be a finite number > 0, got {value!r}")
     return float(value)
+
+
+def require_float_tensors(**tensors: object) -> dict[str, torch.Tensor]:
+    """Same-shaped floating-point tensors on one device, named by the keywords (the
+    first one is the shape reference); returns them by name."""
+    checked = {name: require_float_tensor(name, t) for name, t in tensors.items()}
+    require_same_shape(next(iter(checked)), checked)
+    require_same_device(checked)
+    return checked
