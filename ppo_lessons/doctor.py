@@ -59,6 +59,9 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
+from statistics import median
+
+from ppo_lessons.history import HistoryRow
 
 __all__ = ["PROBLEMS", "Finding", "diagnose"]
 
@@ -105,7 +108,7 @@ class Finding:
         return f"[{self.problem}] {self.metric} at update {self.update}: {self.advice}"
 
 
-def _series(history: Sequence[dict], key: str) -> list[tuple[int, float]]:
+def _series(history: Sequence[HistoryRow], key: str) -> list[tuple[int, float]]:
     """(update, value) pairs of one metric, skipping updates without it."""
     out = []
     for i, row in enumerate(history):
@@ -115,13 +118,7 @@ def _series(history: Sequence[dict], key: str) -> list[tuple[int, float]]:
     return out
 
 
-def _median(values: list[float]) -> float:
-    ordered = sorted(values)
-    mid = len(ordered) // 2
-    return ordered[mid] if len(ordered) % 2 else 0.5 * (ordered[mid - 1] + ordered[mid])
-
-
-def _non_finite(history: Sequence[dict]) -> list[Finding]:
+def _non_finite(history: Sequence[HistoryRow]) -> list[Finding]:
     for i, row in enumerate(history):
         for key, value in row.items():
             if (
@@ -147,18 +144,18 @@ def _non_finite(history: Sequence[dict]) -> list[Finding]:
     return []
 
 
-def _kl_and_clipping(history: Sequence[dict]) -> list[Finding]:
+def _kl_and_clipping(history: Sequence[HistoryRow]) -> list[Finding]:
     findings = []
     kl = _series(history, "approx_kl")
     jumps = [(u, v) for u, v in kl if v > KL_JUMP]
-    if len(kl) >= 3 and _median([v for _, v in kl]) > KL_HIGH:
+    if len(kl) >= 3 and median([v for _, v in kl]) > KL_HIGH:
         first = next(u for u, v in kl if v > KL_HIGH)
         findings.append(
             Finding(
                 "kl_too_high",
                 "approx_kl",
                 first,
-                f"median approx KL {_median([v for _, v in kl]):.3f} per update (healthy: "
+                f"median approx KL {median([v for _, v in kl]):.3f} per update (healthy: "
                 "about 0.001-0.03). The policy jumps too far on each batch: lower the "
                 "learning rate, use fewer update epochs or a smaller clip_coef, or set "
                 "target_kl (e.g. 0.015) to stop an update early.",
@@ -181,14 +178,14 @@ def _kl_and_clipping(history: Sequence[dict]) -> list[Finding]:
             )  # fmt: skip
         )
     clip = _series(history, "clip_fraction")
-    if len(clip) >= 3 and _median([v for _, v in clip]) > CLIP_HIGH:
+    if len(clip) >= 3 and median([v for _, v in clip]) > CLIP_HIGH:
         first = next(u for u, v in clip if v > CLIP_HIGH)
         findings.append(
             Finding(
                 "clip_fraction_high",
                 "clip_fraction",
                 first,
-                f"median clip fraction {_median([v for _, v in clip]):.2f} (healthy: about "
+                f"median clip fraction {median([v for _, v in clip]):.2f} (healthy: about "
                 "0.05-0.3): most ratios leave [1 − ε, 1 + ε] and their gradient is cut. "
                 "Lower the learning rate or the number of epochs.",
             )  # fmt: skip
@@ -196,11 +193,11 @@ def _kl_and_clipping(history: Sequence[dict]) -> list[Finding]:
     return findings
 
 
-def _advantages(history: Sequence[dict]) -> list[Finding]:
+def _advantages(history: Sequence[HistoryRow]) -> list[Finding]:
     loss = _series(history, "policy_loss")
     if len(loss) < 3:
         return []
-    size = _median([abs(v) for _, v in loss])
+    size = median([abs(v) for _, v in loss])
     if size <= POLICY_LOSS_HIGH:
         return []
     first = next(u for u, v in loss if abs(v) > POLICY_LOSS_HIGH)
@@ -226,7 +223,7 @@ def _collapsed(start: float, value: float) -> bool:
     return (start > 0 and value < 0.1 * start) or (start - value > 3.0)
 
 
-def _entropy(history: Sequence[dict]) -> list[Finding]:
+def _entropy(history: Sequence[HistoryRow]) -> list[Finding]:
     entropy = _series(history, "entropy")
     if len(entropy) < 8:
         return []
@@ -274,20 +271,20 @@ def _improved(returns: list[float]) -> bool:
     return mean_last - mean_first > 0.1 * spread
 
 
-def _value(history: Sequence[dict]) -> list[Finding]:
+def _value(history: Sequence[HistoryRow]) -> list[Finding]:
     findings = []
     ev = [(u, v) for u, v in _series(history, "explained_variance") if math.isfinite(v)]
     flat = _flat_targets(history)
     second_half = ev[len(ev) // 2 :]
     late = [(u, v) for u, v in second_half if u not in flat]
     varied = len(late) >= max(4, len(second_half) / 2)  # most targets still vary
-    if len(ev) >= 8 and varied and _median([v for _, v in late]) < EV_LOW:
+    if len(ev) >= 8 and varied and median([v for _, v in late]) < EV_LOW:
         findings.append(
             Finding(
                 "value_not_learning",
                 "explained_variance",
                 late[0][0],
-                f"explained variance stays at {_median([v for _, v in late]):.2f} (below "
+                f"explained variance stays at {median([v for _, v in late]):.2f} (below "
                 f"{EV_LOW}: the critic predicts the returns hardly better than their "
                 "mean). Check that the value loss reaches the critic (vf_coef > 0), "
                 "the value targets (returns = advantages + values; bootstrap at "
@@ -297,7 +294,7 @@ def _value(history: Sequence[dict]) -> list[Finding]:
         )
     loss = _series(history, "value_loss")
     if len(loss) >= 8:
-        base = _median([v for _, v in loss[: max(3, len(loss) // 5)]])
+        base = median([v for _, v in loss[: max(3, len(loss) // 5)]])
         blown = [(u, v) for u, v in loss if v > 100 * max(base, 1e-3) and v > 1e3]
         if blown:
             findings.append(
@@ -313,7 +310,7 @@ def _value(history: Sequence[dict]) -> list[Finding]:
     return findings
 
 
-def _flat_targets(history: Sequence[dict]) -> set[int]:
+def _flat_targets(history: Sequence[HistoryRow]) -> set[int]:
     """Updates whose value loss fell below FLAT_TARGETS x its peak so far: the value
     targets barely vary (a solved task whose episodes all run to the time limit), so
     explained variance, a ratio over their variance, says nothing there."""
@@ -327,7 +324,7 @@ def _flat_targets(history: Sequence[dict]) -> set[int]:
     return flat
 
 
-def _time_limit(history: Sequence[dict]) -> list[Finding]:
+def _time_limit(history: Sequence[HistoryRow]) -> list[Finding]:
     """Value loss of the updates in which every episode that ended reached the run's
     longest length (the time limit), against updates in which no episode ended."""
     lengths = _series(history, "episodic_length")
@@ -340,8 +337,8 @@ def _time_limit(history: Sequence[dict]) -> list[Finding]:
     uncut = [loss[u] for u, v in lengths if math.isnan(v) and u in loss]
     if len(cut) < 3 or len(uncut) < 3:  # e.g. every update has a cut (Pendulum)
         return []
-    base = max(_median(uncut), 1e-12)
-    at_cut = _median([v for _, v in cut])
+    base = max(median(uncut), 1e-12)
+    at_cut = median([v for _, v in cut])
     if at_cut <= TIME_LIMIT_RATIO * base:
         return []
     first = next(u for u, v in cut if v > TIME_LIMIT_RATIO * base)
@@ -362,23 +359,23 @@ def _time_limit(history: Sequence[dict]) -> list[Finding]:
     ]
 
 
-def _policy_not_moving(history: Sequence[dict]) -> list[Finding]:
+def _policy_not_moving(history: Sequence[HistoryRow]) -> list[Finding]:
     kl = _series(history, "approx_kl")
     returns = [v for _, v in _series(history, "episodic_return") if math.isfinite(v)]
     if len(kl) < 8 or len(returns) < 8:
         return []
     entropy = [v for _, v in _series(history, "entropy")]
-    if entropy and _collapsed(entropy[0], _median(entropy[len(entropy) // 2 :])):
+    if entropy and _collapsed(entropy[0], median(entropy[len(entropy) // 2 :])):
         # a (nearly) deterministic policy barely moves: the collapse is the cause,
         # and "raise the learning rate" would be the wrong advice
         return []
-    if _median([abs(v) for _, v in kl]) < 1e-4 and not _improved(returns):
+    if median([abs(v) for _, v in kl]) < 1e-4 and not _improved(returns):
         return [
             Finding(
                 "policy_not_moving",
                 "approx_kl",
                 kl[len(kl) // 2][0],
-                f"approx KL stays near {_median([abs(v) for _, v in kl]):.1e} and returns "
+                f"approx KL stays near {median([abs(v) for _, v in kl]):.1e} and returns "
                 "are flat: the updates barely change the policy. Raise the learning "
                 "rate, check that advantages are not all ~0 (normalize them), and that "
                 "the loss's gradient reaches the policy (no detached ratio).",
@@ -387,7 +384,7 @@ def _policy_not_moving(history: Sequence[dict]) -> list[Finding]:
     return []
 
 
-def diagnose(history: Sequence[dict]) -> list[Finding]:
+def diagnose(history: Sequence[HistoryRow]) -> list[Finding]:
     """What looks wrong in a run's metric history; an empty list when nothing does.
 
     Args:

@@ -40,6 +40,7 @@ from matplotlib.figure import Figure
 
 from ppo_lessons.buffer import RolloutBuffer
 from ppo_lessons.gae import compute_gae
+from ppo_lessons.history import HistoryRow
 from ppo_lessons.plotting import history_curves, plot_seeds
 from ppo_lessons.rollout import gae_from_buffer, value_rollout
 from ppo_lessons.trainer import Run, TrainResult, train
@@ -93,7 +94,7 @@ class RunRecord:
     first_step_solved: int | None
     steps: np.ndarray = field(repr=False)
     curve: np.ndarray = field(repr=False)
-    history: list[dict] = field(repr=False)
+    history: list[HistoryRow] = field(repr=False)
 
 
 def record_run(
@@ -419,7 +420,7 @@ DIAGNOSTICS = (
 )
 
 
-def plot_diagnostics(runs: Mapping[str, Sequence[dict]], title: str) -> Figure:
+def plot_diagnostics(runs: Mapping[str, Sequence[HistoryRow]], title: str) -> Figure:
     """The diagnostics of lesson 06 for a few runs (label -> history), one panel per
     metric against environment steps, value loss and KL on log scales."""
     if not runs:
