@@ -13,8 +13,25 @@ Shape alphabet, used in every docstring and shape comment of the package:
     A   action dimensions
     *O  observation shape
 
-Modules, in lesson order: `envs` (00), `policy_gradient` (01), `importance_sampling`
-(02), `clipping` (03), `gae` (04), then `checks` (the exercise checks) and `widgets`.
+Modules, in lesson order:
+
+    00  envs                  Gymnasium vector envs (and the trainer's env plumbing)
+    01  policy_gradient       returns, the policy-gradient loss
+    02  importance_sampling   the probability ratio, the surrogate
+    03  clipping              the clipped surrogate
+    04  gae                   generalized advantage estimation (`chain`: a test MDP)
+    05  networks              policies, log-probabilities, entropy, ActorCritic
+    06  losses, update        the value loss; ppo_loss, minibatches, the PPO update
+    07  buffer, rollout,      the rollout storage and collection; the trainer, its
+        trainer, ...          config, presets, checkpoints, display, CLI (`train`)
+    08  experiments, doctor   seeds and ablations with intervals; run diagnosis
+    09  torch_envs            batched on-device environments
+
+Beside them: `checks` (the exercise checks), `exercises` (the exercise table),
+`functions` (a student's functions in the trainer), `speed` (the trainer's speed
+tricks), `history` (the metric row), `validate` (argument checks), `widgets` (the
+interactive explorers), `grading` and `grade`, `release` (student notebooks),
+`notebook` (helpers for the lesson notebooks).
 """
 
 from __future__ import annotations

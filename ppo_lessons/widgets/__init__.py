@@ -5,5 +5,14 @@ that draws the static default figure (so the notebook reads without a kernel), a
 function that builds the live widget.
 """
 
-from ppo_lessons.widgets.clipping_explorer import clipping_explorer  # noqa: F401
-from ppo_lessons.widgets.gae_explorer import gae_explorer  # noqa: F401
+from ppo_lessons.widgets.clipping_explorer import clipping_explorer
+from ppo_lessons.widgets.gae_explorer import gae_explorer
+from ppo_lessons.widgets.importance import importance_explorer
+from ppo_lessons.widgets.ratio_spread import ratio_spread_explorer
+
+__all__ = [
+    "clipping_explorer",
+    "gae_explorer",
+    "importance_explorer",
+    "ratio_spread_explorer",
+]
