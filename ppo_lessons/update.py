@@ -343,6 +343,13 @@ def shuffled_minibatches(
     B = batch.advantages.shape[0]
     if M >= B and indices_fn is minibatch_indices:
         return [(batch, slice(None))]
+    if generator is None:  # PyTorch's global random source on the batch's device
+        device = batch.advantages.device
+        generator = (
+            torch.cuda.default_generators[device.index or 0]
+            if device.type == "cuda"
+            else torch.default_generator
+        )
     pieces = indices_fn(B, M, generator)
     order = torch.cat(list(pieces))
     shuffled = type(batch)(*(field[order] for field in batch))

@@ -7,7 +7,7 @@ import math
 
 import gymnasium as gym
 import numpy as np
-import probe_envs as probes  # tests/probe_envs.py (pytest puts tests/ on sys.path)
+import probe_envs as probes  # noqa: F401  (tests/ is on sys.path; registers two)
 import pytest
 import torch
 
@@ -15,6 +15,7 @@ import ppo_lessons.envs as envs_module
 from ppo_lessons import clipping, gae, losses, networks, update
 from ppo_lessons.networks import gaussian_log_prob
 from ppo_lessons.presets import PRESETS, preset
+from ppo_lessons.probes import RUNGS, probe_config, probe_ladder
 from ppo_lessons.trainer import (
     PPOConfig,
     check_spaces,
@@ -45,16 +46,6 @@ def same_history(a: list[dict], b: list[dict]) -> bool:
             ):
                 return False
     return True
-
-
-def probe_config(name: str, box: bool = False, **kw) -> PPOConfig:
-    base = dict(
-        env_id=probes.probe_id(name, box), num_envs=8, num_steps=16, total_steps=4096,
-        update_epochs=4, num_minibatches=2, gamma=0.9, gae_lambda=0.95,
-        learning_rate=3e-3, anneal_lr=False, device="cpu",
-    )  # fmt: skip
-    base.update(kw)
-    return PPOConfig(**base)
 
 
 # ---------------------------------------------------------------- config
@@ -230,48 +221,14 @@ def test_the_trainer_uses_the_lessons_functions():
 # ---------------------------------------------------------------- probes
 
 
-def values_at(agent, *obs: float) -> list[float]:
-    with torch.no_grad():
-        return agent.value(torch.tensor([[o] for o in obs])).tolist()
-
-
-def policy_at(agent, *obs: float) -> torch.Tensor:
-    """P(action 0 | obs) for a discrete agent, the Gaussian mean for a Box agent."""
-    with torch.no_grad():
-        out, _ = agent.policy_and_value(torch.tensor([[o] for o in obs]))
-    return out.softmax(-1)[:, 0] if agent.discrete else out[:, 0]
-
-
 @pytest.mark.parametrize("box", [False, True], ids=["discrete", "box"])
-def test_probe_values(box):
-    agent = train(probe_config("Constant", box), progress=False).agent
-    assert values_at(agent, 0.0)[0] == pytest.approx(1.0, abs=0.1)
-    agent = train(probe_config("ObsReward", box), progress=False).agent
-    assert values_at(agent, -1.0, 1.0) == pytest.approx([-1.0, 1.0], abs=0.1)
-    agent = train(probe_config("TwoStep", box), progress=False).agent  # needs γ
-    assert values_at(agent, 0.0, 1.0) == pytest.approx([0.9, 1.0], abs=0.1)
-
-
-@pytest.mark.parametrize("box", [False, True], ids=["discrete", "box"])
-def test_probe_policies(box):
-    agent = train(probe_config("ActionReward", box), progress=False).agent
-    agent2 = train(probe_config("ActionObsReward", box), progress=False).agent
-    if box:
-        target = probes.BOX_TARGET
-        assert policy_at(agent, 0.0).item() == pytest.approx(target, abs=0.15)
-        got = policy_at(agent2, -1.0, 1.0).tolist()
-        assert got == pytest.approx([-target, target], abs=0.15)
-    else:
-        assert policy_at(agent, 0.0).item() > 0.9
-        p_first = policy_at(agent2, -1.0, 1.0).tolist()
-        assert p_first[0] < 0.1 and p_first[1] > 0.9
-
-
-def test_time_limit_truncation_bootstraps_the_value():
-    """Reward 1 forever, cut after 5 steps: V = 1/(1 − γ) = 10 everywhere. Treating the
-    cut as a termination would give about 1 + 0.9 + ... over the steps left (< 5)."""
-    agent = train(probe_config("Endless"), progress=False).agent
-    assert values_at(agent, 0.0, 0.2, 0.4) == pytest.approx([10.0] * 3, abs=1.0)
+def test_the_trainer_climbs_every_rung_of_the_probe_ladder(box):
+    # values (constant, from the observation, through two steps of γ), policies (one
+    # right action; the right action for the observation) and the time-limit
+    # bootstrap: V = 1/(1 − γ) = 10, where treating the cut as termination gives < 5
+    results = probe_ladder(box=box, stop_at_first_failure=False, verbose=False)
+    assert [r.rung.probe for r in results] == [r.probe for r in RUNGS]
+    assert all(r.passed for r in results), [str(r) for r in results if not r.passed]
 
 
 # ---------------------------------------------------------------- learning
