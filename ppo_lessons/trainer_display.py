@@ -1,18 +1,35 @@
 """What the trainer shows while it runs: a progress bar, a live plot for notebooks,
 and an inline animation of an episode.
+
+Each leaves something a saved notebook shows on a static page too: the bar its final
+line (`ppo_lessons.progress`), the plot its last figure, the animation a strip of
+frames beside the player.
 """
 
 from __future__ import annotations
 
 import math
 import os
+import uuid
 from collections.abc import Callable, Mapping
 from typing import Any
 
 import gymnasium as gym
+import numpy as np
 import torch
+from IPython.display import HTML
+from matplotlib.figure import Figure
 
-__all__ = ["LivePlot", "Reporter", "animate_episode", "progress_bar"]
+from ppo_lessons.envs import actions_to_env, obs_to_tensor
+
+__all__ = [
+    "EpisodeAnimation",
+    "LivePlot",
+    "Reporter",
+    "animate_episode",
+    "episode_frames",
+    "progress_bar",
+]
 
 
 class _NoBar:
@@ -31,12 +48,13 @@ class _NoBar:
 
 
 def progress_bar(total: int, initial: int, enabled: bool) -> Any:
-    """A tqdm bar counting environment steps (tqdm.auto: a widget in notebooks)."""
+    """A tqdm bar counting environment steps (a widget in notebooks, which leaves its
+    final line in the saved notebook: see `ppo_lessons.progress`)."""
     if not enabled:
         bar = _NoBar()
         bar.n = initial
         return bar
-    from tqdm.auto import tqdm
+    from ppo_lessons.progress import tqdm
 
     return tqdm(total=total, initial=initial, unit="step", dynamic_ncols=True)
 
@@ -112,9 +130,10 @@ class LivePlot:
         if self.history and self.history[-1]["update"] != self.drawn_update:
             self.draw()
 
-    def draw(self) -> None:
+    def figure(self) -> Figure:
+        """The panels for the history so far (x: environment steps, as 20k, 1M)."""
         import matplotlib.pyplot as plt
-        from IPython.display import display
+        from matplotlib.ticker import EngFormatter, MaxNLocator
 
         fig, axes = plt.subplots(1, len(self.PANELS), figsize=(14, 3))
         for ax, (key, label) in zip(axes, self.PANELS, strict=True):
@@ -128,7 +147,18 @@ class LivePlot:
             ax.set_xlabel("environment steps")
             ax.set_ylabel(label)
             ax.set_title(f"{label} (one run)")
+            # six-digit step counts at the default density run into each other
+            ax.xaxis.set_major_locator(MaxNLocator(nbins=5))
+            ax.xaxis.set_major_formatter(EngFormatter(sep=""))
         fig.tight_layout()
+        return fig
+
+    def draw(self) -> None:
+        """Show the figure, replacing the one shown before (one output per run)."""
+        import matplotlib.pyplot as plt
+        from IPython.display import display
+
+        fig = self.figure()
         self.draws += 1
         self.drawn_update = self.history[-1]["update"]
         if self.handle is None:
@@ -139,24 +169,10 @@ class LivePlot:
 
 
 @torch.no_grad()
-def animate_episode(
-    agent: Any,
-    env_id: str,
-    seed: int = 0,
-    max_steps: int = 500,
-    deterministic: bool = True,
-    interval_ms: int = 30,
-) -> Any:
-    """An IPython HTML animation of one episode of `agent`, from rgb_array frames.
-
-    Returns `IPython.display.HTML` (display it as a cell's last expression).
-    """
-    import matplotlib.pyplot as plt
-    from IPython.display import HTML
-    from matplotlib import animation
-
-    from ppo_lessons.trainer import actions_to_env, obs_to_tensor
-
+def episode_frames(
+    agent: Any, env_id: str, seed: int = 0, max_steps: int = 500, deterministic=True
+) -> list[np.ndarray]:
+    """The rgb_array frames of one episode of `agent` (first: the reset state)."""
     os.environ.setdefault("SDL_VIDEODRIVER", "dummy")  # no display needed (pygame)
     env = gym.make(env_id, render_mode="rgb_array")
     device = next(agent.parameters()).device
@@ -169,6 +185,55 @@ def animate_episode(
         if terminated or truncated:
             break
     env.close()
+    return frames
+
+
+class EpisodeAnimation(HTML):
+    """An animation player (HTML and JavaScript) shown with a strip of its frames.
+
+    The player needs JavaScript: a static page (GitHub) and an untrusted notebook in
+    JupyterLab drop its scripts. So it is stored hidden and its own script shows it;
+    the strip, a PNG, shows everywhere.
+    """
+
+    def __init__(self, player_html: str, strip: Figure, caption: str) -> None:
+        from ppo_lessons.widgets.static import figure_png
+
+        box = f"ppo-episode-{uuid.uuid4().hex}"
+        super().__init__(
+            f'<div id="{box}" class="ppo-episode-player" hidden>{player_html}</div>'
+            f'<script>document.getElementById("{box}").hidden = false;</script>'
+        )
+        self.strip_png = figure_png(strip)
+        self.caption = caption
+
+    def _ipython_display_(self) -> None:
+        from IPython.display import display
+
+        display({"text/html": self.data, "text/plain": self.caption}, raw=True)
+        display({"image/png": self.strip_png, "text/plain": self.caption}, raw=True)
+
+
+def animate_episode(
+    agent: Any,
+    env_id: str,
+    seed: int = 0,
+    max_steps: int = 500,
+    deterministic: bool = True,
+    interval_ms: int = 30,
+    strip_frames: int = 6,
+) -> EpisodeAnimation:
+    """An inline animation of one episode of `agent`, from rgb_array frames, and a
+    strip of `strip_frames` of its frames (display it as a cell's last expression).
+    """
+    import matplotlib.pyplot as plt
+    from matplotlib import animation
+
+    from ppo_lessons.plotting import show_frames
+
+    if not (isinstance(strip_frames, int) and strip_frames >= 1):
+        raise ValueError(f"strip_frames must be an int >= 1, got {strip_frames!r}")
+    frames = episode_frames(agent, env_id, seed, max_steps, deterministic)
     fig, ax = plt.subplots(figsize=(4, 3))
     ax.axis("off")
     image = ax.imshow(frames[0])
@@ -178,6 +243,10 @@ def animate_episode(
         return [image]
 
     anim = animation.FuncAnimation(fig, draw, frames=len(frames), interval=interval_ms)
-    html = HTML(anim.to_jshtml())
+    player = anim.to_jshtml()
     plt.close(fig)
-    return html
+    steps = sorted({round(t) for t in np.linspace(0, len(frames) - 1, strip_frames)})
+    caption = f"{env_id}, one episode (seed {seed}): {len(frames) - 1} steps"
+    strip = show_frames([frames[t] for t in steps], steps, caption)
+    plt.close(strip)
+    return EpisodeAnimation(player, strip, caption)

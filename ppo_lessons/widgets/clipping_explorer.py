@@ -167,11 +167,14 @@ def draw_clipping_figure(
 def clipping_explorer():
     """The live explorer: ε, the sign of A, |A| and the ratio range redraw the figure.
 
-    Returns an `ipywidgets.VBox` with the CSS class `ppo-clip-explorer`; its status
+    Returns an `ExplorerBox` (an `ipywidgets.VBox` whose stored output also holds a
+    picture of the first figure) with the CSS class `ppo-clip-explorer`; its status
     line (an `HTML` widget with class `ppo-clip-status`) is rewritten on every redraw.
     """
     import ipywidgets as widgets
     from IPython.display import display
+
+    from ppo_lessons.widgets.static import ExplorerBox
 
     eps = widgets.FloatSlider(
         value=0.2, min=0.05, max=0.5, step=0.01, description="ε", readout_format=".2f"
@@ -189,7 +192,7 @@ def clipping_explorer():
     status.add_class("ppo-clip-status")
     out = widgets.Output()
 
-    def redraw(_change: object = None) -> None:
+    def redraw(_change: object = None) -> Figure:
         advantage = magnitude.value if sign.value == "A > 0" else -magnitude.value
         status.value = clipping_status(eps.value, advantage)
         lo, hi = ratio_range.value
@@ -198,12 +201,19 @@ def clipping_explorer():
             fig = draw_clipping_figure(eps.value, advantage, (lo, max(hi, lo + 0.1)))
             display(fig)
             plt.close(fig)
+        return fig
 
     for control in (eps, sign, magnitude, ratio_range):
         control.observe(redraw, names="value")
-    redraw()
-    box = widgets.VBox(
-        [widgets.HBox([eps, magnitude]), widgets.HBox([sign, ratio_range]), status, out]
+    box = ExplorerBox(
+        [
+            widgets.HBox([eps, magnitude]),
+            widgets.HBox([sign, ratio_range]),
+            status,
+            out,
+        ],
+        picture=redraw(),
+        summary=f"Clipping explorer, {status.value} (move its sliders in JupyterLab)",
     )
     box.add_class("ppo-clip-explorer")
     return box

@@ -160,11 +160,14 @@ def draw_gae_figure(gamma: float = 0.99, lam: float = 0.95, step: int = 0) -> Fi
 def gae_explorer():
     """The live explorer: γ, λ and the step t redraw the figure.
 
-    Returns an `ipywidgets.VBox` with the CSS class `ppo-gae-explorer`; its status
+    Returns an `ExplorerBox` (an `ipywidgets.VBox` whose stored output also holds a
+    picture of the first figure) with the CSS class `ppo-gae-explorer`; its status
     line (an `HTML` widget with class `ppo-gae-status`) is rewritten on every redraw.
     """
     import ipywidgets as widgets
     from IPython.display import display
+
+    from ppo_lessons.widgets.static import ExplorerBox
 
     length = default_trajectory().rewards.shape[0]
     gamma = widgets.FloatSlider(
@@ -178,17 +181,21 @@ def gae_explorer():
     status.add_class("ppo-gae-status")
     out = widgets.Output()
 
-    def redraw(_change: object = None) -> None:
+    def redraw(_change: object = None) -> Figure:
         status.value = gae_status(gamma.value, lam.value, step.value)
         with out:
             out.clear_output(wait=True)
             fig = draw_gae_figure(gamma.value, lam.value, step.value)
             display(fig)
             plt.close(fig)
+        return fig
 
     for control in (gamma, lam, step):
         control.observe(redraw, names="value")
-    redraw()
-    box = widgets.VBox([widgets.HBox([gamma, lam, step]), status, out])
+    box = ExplorerBox(
+        [widgets.HBox([gamma, lam, step]), status, out],
+        picture=redraw(),
+        summary=f"GAE explorer, {status.value} (move its sliders in JupyterLab)",
+    )
     box.add_class("ppo-gae-explorer")
     return box

@@ -174,9 +174,15 @@ def _draw_std_panel(ax, shift, target_std, num_samples, num_trials, seed) -> Non
 
 
 def importance_explorer(num_trials: int = 500, seed: int = 0):
-    """The live explorer: sliders for μ, σ and n redraw the figure below them."""
+    """The live explorer: sliders for μ, σ and n redraw the figure below them.
+
+    Returns an `ExplorerBox` (an `ipywidgets.VBox` whose stored output also holds a
+    picture of the first figure).
+    """
     import ipywidgets as widgets
     from IPython.display import display
+
+    from ppo_lessons.widgets.static import ExplorerBox
 
     shift = widgets.FloatSlider(value=1.5, min=0.0, max=3.0, step=0.1, description="μ")
     target_std = widgets.FloatSlider(
@@ -187,7 +193,7 @@ def importance_explorer(num_trials: int = 500, seed: int = 0):
     )
     out = widgets.Output()
 
-    def redraw(_change: object = None) -> None:
+    def redraw(_change: object = None) -> Figure:
         with out:
             out.clear_output(wait=True)
             if target_std.value**2 >= 2:
@@ -197,8 +203,16 @@ def importance_explorer(num_trials: int = 500, seed: int = 0):
             )
             display(fig)
             plt.close(fig)
+        return fig
 
     for slider in (shift, target_std, num_samples):
         slider.observe(redraw, names="value")
-    redraw()
-    return widgets.VBox([widgets.HBox([shift, target_std, num_samples]), out])
+    return ExplorerBox(
+        [widgets.HBox([shift, target_std, num_samples]), out],
+        picture=redraw(),
+        summary=(
+            f"Importance-weight explorer, μ = {shift.value:.1f}, σ = "
+            f"{target_std.value:.2f}, n = {num_samples.value} "
+            "(move its sliders in JupyterLab)"
+        ),
+    )

@@ -199,10 +199,13 @@ def ratio_spread_explorer(epochs: int = 10, seed: int = 0):
     """The live explorer: a slider for the epoch and one for the learning rate.
 
     The batch is collected once; each learning rate's update is computed the first
-    time it is chosen and then reused.
+    time it is chosen and then reused. Returns an `ExplorerBox` (an `ipywidgets.VBox`
+    whose stored output also holds a picture of the first figure).
     """
     import ipywidgets as widgets
     from IPython.display import display
+
+    from ppo_lessons.widgets.static import ExplorerBox
 
     agent, batch = collect_cartpole_batch(seed=seed)
     cache: dict[float, RatioSpread] = {}
@@ -214,7 +217,7 @@ def ratio_spread_explorer(epochs: int = 10, seed: int = 0):
     )
     out = widgets.Output()
 
-    def redraw(_change: object = None) -> None:
+    def redraw(_change: object = None) -> Figure:
         if lr.value not in cache:
             cache[lr.value] = ratio_spread(agent, batch, lr.value, epochs, seed=seed)
         with out:
@@ -222,8 +225,15 @@ def ratio_spread_explorer(epochs: int = 10, seed: int = 0):
             fig = draw_ratio_spread_figure(cache[lr.value], epoch.value)
             display(fig)
             plt.close(fig)
+        return fig
 
     for control in (epoch, lr):
         control.observe(redraw, names="value")
-    redraw()
-    return widgets.VBox([widgets.HBox([epoch, lr]), out])
+    return ExplorerBox(
+        [widgets.HBox([epoch, lr]), out],
+        picture=redraw(),
+        summary=(
+            f"Ratio-spread explorer, epoch {epoch.value} of {epochs}, learning rate "
+            f"{lr.value:g} (move its sliders in JupyterLab)"
+        ),
+    )
