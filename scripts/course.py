@@ -1,6 +1,7 @@
 """Set up the course and open it, or set it up and run every test.
 
     python3 scripts/course.py lab     # set up, then open the course in JupyterLab
+                                      # (prints the landing page's URL; Ctrl-C stops)
     python3 scripts/course.py test    # set up, then run ruff and the whole test suite
     python3 scripts/course.py setup   # only set up
 
@@ -17,11 +18,15 @@ in .venv is kept.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
+import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
+import time
 import venv
 from pathlib import Path
 
@@ -101,10 +106,82 @@ def course_env() -> dict[str, str]:
     return env
 
 
-def lab(extra: list[str]) -> int:
-    say(f"opening the course in JupyterLab at {LANDING} (stop with Ctrl-C)")
+def lab_args(extra: list[str]) -> list[str]:
+    """`jupyter lab` over the project, opening the landing page; as root (most
+    containers) with --allow-root, without which JupyterLab refuses to start."""
     args = [BIN / "jupyter", "lab", f"--ServerApp.root_dir={ROOT}", LANDING, *extra]
-    return subprocess.run([str(a) for a in args], cwd=ROOT, env=course_env()).returncode
+    if hasattr(os, "geteuid") and os.geteuid() == 0 and "--allow-root" not in extra:
+        say(
+            "running as root (as in most containers): adding --allow-root, without "
+            "which JupyterLab refuses to start"
+        )
+        args.append("--allow-root")
+    return [str(a) for a in args]
+
+
+def landing_url(server: subprocess.Popen, env: dict[str, str]) -> str | None:
+    """The URL of the landing page on the server started as `server`, from the
+    jpserver-<pid>.json file Jupyter writes once it listens (None if it exited)."""
+    runtime = subprocess.run(
+        [str(BIN / "jupyter"), "--runtime-dir"], capture_output=True, text=True, env=env
+    ).stdout.strip()
+    info_file = Path(runtime) / f"jpserver-{server.pid}.json"
+    while server.poll() is None:
+        if info_file.exists():
+            try:
+                info = json.loads(info_file.read_text())
+            except json.JSONDecodeError:  # caught while Jupyter writes it
+                info = None
+            if info:
+                token = f"?token={info['token']}" if info.get("token") else ""
+                return f"{info['url'].rstrip('/')}/lab/tree/{LANDING}{token}"
+        time.sleep(0.2)
+    return None
+
+
+def stop_group(server: subprocess.Popen, grace_s: float = 20.0) -> None:
+    """Stop JupyterLab's process group: SIGTERM (it shuts its kernels down), then
+    SIGKILL if it is still there after `grace_s`."""
+    if os.name == "nt":
+        server.terminate()
+    else:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(server.pid, signal.SIGTERM)
+    try:
+        server.wait(grace_s)
+    except subprocess.TimeoutExpired:
+        if os.name == "nt":
+            server.kill()
+        else:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(server.pid, signal.SIGKILL)
+        server.wait()
+
+
+def lab(extra: list[str]) -> int:
+    """Run JupyterLab until it exits, Ctrl-C or SIGTERM; print the landing page's URL.
+
+    JupyterLab runs in a process group of its own, so that stopping this command
+    stops it and everything it started, whatever signal arrives here.
+    """
+    say(f"starting JupyterLab on the course's landing page, {LANDING}")
+    env = course_env()
+    group = {"start_new_session": True} if os.name != "nt" else {}
+    server = subprocess.Popen(lab_args(extra), cwd=ROOT, env=env, **group)
+    previous = signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
+    try:
+        url = landing_url(server, env)
+        if url:
+            say(f"the course's landing page (open it in a browser): {url}")
+            say("stop JupyterLab with Ctrl-C")
+        return server.wait()
+    except KeyboardInterrupt:
+        say("Ctrl-C: stopping JupyterLab")
+        return 130
+    finally:
+        if server.poll() is None:
+            stop_group(server)
+        signal.signal(signal.SIGTERM, previous)
 
 
 def test(extra: list[str]) -> int:
