@@ -28,6 +28,7 @@ import nbformat
 ROOT = Path(__file__).resolve().parent.parent
 ARTIFACTS = ROOT / "artifacts" / "browser"  # git-ignored
 README_SCREENSHOT = ROOT / "docs" / "img" / "clipping_explorer.png"
+LANDING = "notebooks/index.ipynb"  # what `python3 scripts/course.py lab` opens
 
 SERVER_START_S = 90  # a cold JupyterLab on a busy machine takes 10-30 s
 RUN_ALL_S = 120  # Run All Cells of one lesson in quick mode, kernel start included
@@ -178,7 +179,9 @@ class LabServer:
             deadline = time.monotonic() + grace_s
             while time.monotonic() < deadline:
                 server_alive = self.process.poll() is None  # poll() also reaps it
-                if not server_alive and not any(_running(c) for c, _ in children):
+                if not server_alive and not any(
+                    process_running(c) for c, _ in children
+                ):
                     return
                 time.sleep(0.2)
 
@@ -197,7 +200,8 @@ def _descendants(pid: int) -> list[tuple[object, int]]:
     return found
 
 
-def _running(process) -> bool:
+def process_running(process) -> bool:
+    """True while a psutil process runs (a zombie counts as gone)."""
     import psutil
 
     try:

@@ -1,0 +1,131 @@
+"""`python3 scripts/course.py lab`: the real command, with a real JupyterLab.
+
+It must print a URL that opens the course's landing page (not Jupyter's launcher at
+the project root), also with --no-browser; start as root (adding --allow-root and
+saying why); and leave no JupyterLab or kernel behind when it is stopped with Ctrl-C
+or SIGTERM.
+
+Bugs these tests catch: the generic Jupyter URL printed instead of the landing page's,
+a URL without its token (a login page), JupyterLab refusing to start as root, a
+`jupyter-lab` (or its kernel) still running after the command was stopped.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
+
+import browser_support as bs  # tests/browser_support.py
+import pytest
+
+pytestmark = pytest.mark.browser  # starts a real JupyterLab (~10-30 s each)
+
+URL_LINE = re.compile(r"\[course\] the course's landing page.*?: (\S+)")
+START_S = 120
+
+
+def _start(tmp_path, *extra: str) -> tuple[subprocess.Popen, dict]:
+    """The command in its own session, as a terminal runs it in its own group."""
+    env = {**os.environ, **bs.write_lab_config(tmp_path / "jupyter")}
+    env.pop("PPO_LESSONS_QUICK", None)
+    args = [sys.executable, str(bs.ROOT / "scripts" / "course.py"), "lab", *extra]
+    log = (tmp_path / "course-lab.log").open("w")
+    command = subprocess.Popen(
+        args,
+        cwd=bs.ROOT,
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        stdin=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    return command, {"log": tmp_path / "course-lab.log", "env": env}
+
+
+def _wait_for_url(command: subprocess.Popen, log) -> str:
+    deadline = time.monotonic() + START_S
+    while time.monotonic() < deadline:
+        text = log.read_text(errors="replace")
+        if match := URL_LINE.search(text):
+            return match[1]
+        if command.poll() is not None:
+            raise AssertionError(f"course.py lab exited early:\n{text[-3000:]}")
+        time.sleep(0.5)
+    raise AssertionError(f"no landing-page URL within {START_S} s:\n{text[-3000:]}")
+
+
+def _children(pid: int) -> list:
+    import psutil
+
+    return psutil.Process(pid).children(recursive=True)
+
+
+def _start_kernel(url: str) -> None:
+    """A kernel session for the landing page, as opening it in a browser starts."""
+    base, token = url.split("/lab/tree/")[0], url.split("token=")[1]
+    request = urllib.request.Request(
+        f"{base}/api/sessions?token={token}",
+        data=json.dumps(
+            {"path": bs.LANDING, "type": "notebook", "kernel": {"name": "python3"}}
+        ).encode(),
+        headers={"Content-Type": "application/json"},
+        method="POST",
+    )
+    with urllib.request.urlopen(request, timeout=60) as reply:
+        assert reply.status == 201
+
+
+def _gone(processes, timeout_s: float = 30) -> list:
+    deadline = time.monotonic() + timeout_s
+    alive = processes
+    while time.monotonic() < deadline:
+        alive = [p for p in alive if bs.process_running(p)]
+        if not alive:
+            return []
+        time.sleep(0.5)
+    return alive
+
+
+@pytest.mark.parametrize("stop", ["SIGTERM", "Ctrl-C"])
+def test_no_browser_prints_the_landing_url_and_stopping_stops_everything(
+    tmp_path, stop
+):
+    command, run = _start(tmp_path, "--no-browser", f"--port={bs.free_port()}")
+    started = []
+    try:
+        url = _wait_for_url(command, run["log"])
+        assert f"/lab/tree/{bs.LANDING}?token=" in url, url
+        with urllib.request.urlopen(url, timeout=30) as reply:  # the token logs in
+            assert reply.status == 200
+            assert "JupyterLab" in reply.read().decode(errors="replace")
+        contents = url.replace(f"/lab/tree/{bs.LANDING}", f"/api/contents/{bs.LANDING}")
+        with urllib.request.urlopen(contents, timeout=30) as reply:
+            assert json.load(reply)["type"] == "notebook"
+        _start_kernel(url)
+        started = _children(command.pid)
+        assert any("ipykernel" in " ".join(p.cmdline()) for p in started), started
+        log = run["log"].read_text()
+        if os.geteuid() == 0:
+            assert "adding --allow-root" in log
+        else:
+            assert "--allow-root" not in log
+        # Ctrl-C in a terminal: SIGINT to the command's (foreground) process group
+        if stop == "SIGTERM":
+            command.send_signal(signal.SIGTERM)
+        else:
+            os.killpg(command.pid, signal.SIGINT)
+        command.wait(60)
+        left = _gone(started)
+        assert not left, f"still running after {stop}: {[p.cmdline() for p in left]}"
+    finally:  # whatever the outcome, nothing of this test outlives it
+        if command.poll() is None:
+            os.killpg(command.pid, signal.SIGKILL)
+        for process in started:
+            if bs.process_running(process):
+                process.kill()
