@@ -192,8 +192,9 @@ class EpisodeAnimation(HTML):
     """An animation player (HTML and JavaScript) shown with a strip of its frames.
 
     The player needs JavaScript: a static page (GitHub) and an untrusted notebook in
-    JupyterLab drop its scripts. So it is stored hidden and its own script shows it;
-    the strip, a PNG, shows everywhere.
+    JupyterLab drop its scripts. So it is stored hidden (`display: none`, a style
+    JupyterLab's sanitizer keeps; it drops the `hidden` attribute) and its own script
+    shows it; the strip, a PNG, shows everywhere.
     """
 
     def __init__(self, player_html: str, strip: Figure, caption: str) -> None:
@@ -201,8 +202,9 @@ class EpisodeAnimation(HTML):
 
         box = f"ppo-episode-{uuid.uuid4().hex}"
         super().__init__(
-            f'<div id="{box}" class="ppo-episode-player" hidden>{player_html}</div>'
-            f'<script>document.getElementById("{box}").hidden = false;</script>'
+            f'<div id="{box}" class="ppo-episode-player" style="display: none">'
+            f"{player_html}</div>"
+            f'<script>document.getElementById("{box}").style.display = "";</script>'
         )
         self.strip_png = figure_png(strip)
         self.caption = caption

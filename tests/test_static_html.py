@@ -195,9 +195,11 @@ def test_an_animation_leaves_a_strip_and_hides_its_player_until_its_script_runs(
 ):
     player, strip = outputs(executed, "animation")
     markup = player.data["text/html"]
-    box = re.search(r'<div id="([\w-]+)" class="ppo-episode-player" hidden>', markup)
+    box = re.search(
+        r'<div id="([\w-]+)" class="ppo-episode-player" style="display: none">', markup
+    )
     assert box, "the player must be hidden where scripts do not run"
-    assert f'document.getElementById("{box[1]}").hidden = false' in markup
+    assert f'document.getElementById("{box[1]}").style.display = ""' in markup
     assert strip.data["image/png"] and "12 steps" in strip.data["text/plain"]
 
 
