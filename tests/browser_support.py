@@ -33,6 +33,8 @@ LANDING = "notebooks/index.ipynb"  # what `python3 scripts/course.py lab` opens
 SERVER_START_S = 90  # a cold JupyterLab on a busy machine takes 10-30 s
 RUN_ALL_S = 120  # Run All Cells of one lesson in quick mode, kernel start included
 REDRAW_S = 60  # one widget change: kernel callback, figure, re-render
+INLINE_BACKEND = "module://matplotlib_inline.backend_inline"
+README_STATIC_SCREENSHOT = ROOT / "docs" / "img" / "clipping_explorer_static.png"
 
 
 # --- Chromium -----------------------------------------------------------------------
@@ -219,7 +221,7 @@ def start_lab(root: Path, home: Path) -> LabServer:
         "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}",
         "JUPYTER_PREFER_ENV_PATH": "1",  # the course's kernel, not a user-wide one
         "PPO_LESSONS_QUICK": "1",  # lessons at their test size
-        "MPLBACKEND": "module://matplotlib_inline.backend_inline",
+        "MPLBACKEND": INLINE_BACKEND,
     }
     args = [
         sys.executable, "-m", "jupyter", "lab", "--no-browser",
@@ -257,6 +259,32 @@ def start_lab(root: Path, home: Path) -> LabServer:
     raise RuntimeError(
         f"jupyter lab did not answer within {SERVER_START_S} s:\n{server.log_tail()}"
     )
+
+
+def execute_stored(source: Path, dest: Path) -> nbformat.NotebookNode:
+    """Execute a copy of the notebook `source` as `jupyter nbconvert --execute` does
+    (quick mode, inline figures) and write it to `dest` without widget state, as a
+    solution is stored; returns it."""
+    from nbclient import NotebookClient
+
+    nb = nbformat.read(source, as_version=4)
+    env = {"PPO_LESSONS_QUICK": "1", "MPLBACKEND": INLINE_BACKEND}
+    saved = {name: os.environ.get(name) for name in env}
+    os.environ.update(env)
+    try:
+        NotebookClient(nb, timeout=RUN_ALL_S, kernel_name="python3").execute(
+            cwd=str(source.parent)
+        )
+    finally:
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+    nb.metadata.pop("widgets", None)
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    nbformat.write(nb, dest)
+    return nb
 
 
 # --- browser steps -------------------------------------------------------------------

@@ -8,12 +8,18 @@ then move each interactive explorer's controls and check that its callback redre
 the status line must show the new parameters and the value the package computes for
 them, and the figure's pixels must change.
 
+A solution as stored (executed, no widget state) is also converted to HTML and opened
+in the browser, and opened in JupyterLab before it runs: both must show the clipping
+explorer's picture.
+
 Screenshots of every step go to artifacts/browser/. With UPDATE_README_SCREENSHOT=1
-the clipping explorer's screenshot is also written to docs/img/clipping_explorer.png.
+the clipping explorer's screenshots are also written to docs/img/ (live and static).
 
 Bugs these tests catch: an observer that no longer redraws (or redraws with stale
-values), a widget that does not render in JupyterLab, a lesson that fails under Run All
-Cells, a landing page that misses a lesson or links it to a wrong path.
+values), a widget that does not render in JupyterLab, an explorer whose stored output
+has no picture (a static page shows its repr, JupyterLab an error before it runs), a
+lesson that fails under Run All Cells, a landing page that misses a lesson or links it
+to a wrong path.
 """
 
 from __future__ import annotations
@@ -183,3 +189,40 @@ def test_gae_explorer_redraws_when_lambda_and_gamma_change(page, lab):
     bs.save_screenshot(page, "04_gae_3_gamma_down")
     after_gamma = figure.screenshot()
     assert after_gamma != after_lam, "the figure did not change when γ moved"
+
+
+def test_stored_explorer_shows_its_picture_on_a_static_page_and_before_it_runs(
+    page, lab, tmp_path
+):
+    """A solution as stored (executed, no widget state): its HTML export shows the
+    clipping explorer's picture and no widget repr; JupyterLab, before the notebook
+    runs (no widget model, untrusted outputs), shows the same picture, not an error."""
+    from nbconvert import HTMLExporter
+    from playwright.sync_api import expect
+
+    stored = lab.root / "stored" / "03_clipping.ipynb"
+    nb = bs.execute_stored(bs.ROOT / "solutions" / "03_clipping.ipynb", stored)
+    cell = next(
+        c for c in nb.cells if c.source.rstrip().endswith("clipping_explorer()")
+    )
+    body, _ = HTMLExporter().from_notebook_node(nb)
+    (tmp_path / "03_clipping.html").write_text(body)
+    page.goto((tmp_path / "03_clipping.html").as_uri())
+    shown = page.locator(f'[id="cell-id={cell.id}"] .jp-OutputArea-output img')
+    expect(shown).to_have_count(1)
+    assert shown.evaluate("img => img.complete && img.naturalWidth") > 400
+    assert "Box(children=" not in page.locator("body").inner_text()
+    bs.save_screenshot(page, "03_clipping_static_html")
+    if os.environ.get("UPDATE_README_SCREENSHOT") == "1":
+        page.locator(f'[id="cell-id={cell.id}"]').screenshot(
+            path=bs.README_STATIC_SCREENSHOT
+        )
+
+    bs.Notebook.open(page, lab, "stored/03_clipping.ipynb", "stored")
+    first = page.locator(f"{bs.VISIBLE_NOTEBOOK} .jp-Cell").nth(nb.cells.index(cell))
+    first.scroll_into_view_if_needed()
+    expect(
+        first.locator('.jp-OutputArea-output[data-mime-type="image/png"] img')
+    ).to_be_visible()
+    expect(first).not_to_contain_text("Error displaying widget")
+    bs.save_screenshot(page, "03_clipping_stored_in_lab")
