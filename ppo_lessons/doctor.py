@@ -274,7 +274,7 @@ def _improved(returns: list[float]) -> bool:
 def _value(history: Sequence[HistoryRow]) -> list[Finding]:
     findings = []
     ev = [(u, v) for u, v in _series(history, "explained_variance") if math.isfinite(v)]
-    flat = _flat_targets(history)
+    flat = flat_targets(history)
     second_half = ev[len(ev) // 2 :]
     late = [(u, v) for u, v in second_half if u not in flat]
     varied = len(late) >= max(4, len(second_half) / 2)  # most targets still vary
@@ -310,7 +310,7 @@ def _value(history: Sequence[HistoryRow]) -> list[Finding]:
     return findings
 
 
-def _flat_targets(history: Sequence[HistoryRow]) -> set[int]:
+def flat_targets(history: Sequence[HistoryRow]) -> set[int]:
     """Updates whose value loss fell below FLAT_TARGETS x its peak so far: the value
     targets barely vary (a solved task whose episodes all run to the time limit), so
     explained variance, a ratio over their variance, says nothing there."""

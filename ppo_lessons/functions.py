@@ -4,8 +4,8 @@
 
 Every name in `TRAINER_EXERCISES` is an exercise of the course (`ppo_lessons.exercises`)
 with the contract of its lesson; the trainer calls what it is given at the place the
-reference would be called. `your_functions()` gathers the ones a student solved in
-their lesson notebooks (lesson 07's capstone).
+reference would be called. `ppo_lessons.notebook.your_functions()` gathers the ones a
+student solved in their lesson notebooks (lesson 07's capstone).
 
 Naming: the lesson functions keep their contract names (`clip_eps`, `lam`), the
 config keeps CleanRL's (`clip_coef`, `gae_lambda`); the mapping between the two lives
@@ -18,18 +18,15 @@ from __future__ import annotations
 import functools
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from pathlib import Path
 
 from ppo_lessons import clipping, gae, importance_sampling, losses, networks, update
 from ppo_lessons import rollout as rollout_module
-from ppo_lessons.exercises import EXERCISES
 
 __all__ = [
     "TRAINER_EXERCISES",
     "TrainerFunctions",
     "describe",
     "trainer_functions",
-    "your_functions",
 ]
 
 # where the trainer calls each exercise function
@@ -115,34 +112,6 @@ def trainer_functions(functions: Mapping[str, Callable] | None) -> TrainerFuncti
         update=update_fns,
         own=tuple(name for name in TRAINER_EXERCISES if name in functions),
     )
-
-
-def your_functions(lessons_dir: str | Path = ".") -> dict[str, Callable]:
-    """Every exercise function the trainer calls that you solved in your lesson
-    notebooks (in `lessons_dir`), each read and checked by `load_exercise`; one printed
-    line per function says whether yours or the reference is used.
-
-    Returns:
-        {exercise name: your function} for the ones that pass their checks; pass it
-        to `train(config, functions=...)`.
-    """
-    from ppo_lessons.notebook import load_exercise  # notebook helpers: lessons only
-
-    folder = Path(lessons_dir)
-    notebooks = {p.name[:2]: p for p in folder.glob("[0-9][0-9]_*.ipynb")}
-    yours: dict[str, Callable] = {}
-    for exercise in EXERCISES:
-        if exercise.function not in TRAINER_EXERCISES:
-            continue
-        path = notebooks.get(f"{exercise.lesson:02d}")
-        if path is None:
-            print(f"{exercise.function}: no lesson {exercise.lesson:02d} notebook in "
-                  f"{folder}; the reference is used")  # fmt: skip
-            continue
-        fn = load_exercise(path, exercise.function)
-        if fn is not REFERENCES[exercise.function]:
-            yours[exercise.function] = fn
-    return yours
 
 
 def describe(functions: TrainerFunctions) -> str:

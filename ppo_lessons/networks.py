@@ -24,7 +24,6 @@ from collections.abc import Callable, Sequence
 import torch
 from torch import nn
 
-from ppo_lessons.validate import require_float_tensor, require_same_device
 from ppo_lessons.normalize import RunningMeanStd
 
 # the tanh activation lives with the other speed tricks; re-exported here, where the
@@ -34,6 +33,7 @@ from ppo_lessons.speed import (  # noqa: F401
     SIGMOID_TANH_MIN_NUMEL_NO_GRAD,
     Tanh,
 )
+from ppo_lessons.validate import require_float_tensor, require_same_device
 
 __all__ = [
     "ActorCritic",

@@ -6,8 +6,8 @@ the test command (`ppo_lessons.quick_mode()`), where several notebooks run in pa
 on a small machine and would otherwise fight over the cores.
 
 `load_exercise(notebook, function)` brings a function the student wrote in an earlier
-lesson's notebook into a later one (lesson 07 trains with the student's own
-`compute_gae` and `clipped_surrogate_objective`).
+lesson's notebook into a later one; `your_functions(folder)` gathers every function
+the trainer takes that the student solved (lesson 07's capstone).
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ import torch
 
 from ppo_lessons import quick_mode
 
-__all__ = ["load_exercise", "setup"]
+__all__ = ["load_exercise", "setup", "your_functions"]
 
 
 def setup(seed: int = 0) -> None:
@@ -122,4 +122,33 @@ def load_exercise(notebook: str | Path, function: str) -> Callable:
         print(fallback)
         return reference
     print(f"using your {function} from {path.name} (Exercise {exercise.number}).")
+    return yours
+
+
+def your_functions(lessons_dir: str | Path = ".") -> dict[str, Callable]:
+    """Every exercise function the trainer calls that you solved in your lesson
+    notebooks (in `lessons_dir`), each read and checked by `load_exercise`; one printed
+    line per function says whether yours or the reference is used.
+
+    Returns:
+        {exercise name: your function} for the ones that pass their checks; pass it
+        to `train(config, functions=...)`.
+    """
+    from ppo_lessons.exercises import EXERCISES
+    from ppo_lessons.functions import REFERENCES, TRAINER_EXERCISES
+
+    folder = Path(lessons_dir)
+    notebooks = {p.name[:2]: p for p in folder.glob("[0-9][0-9]_*.ipynb")}
+    yours: dict[str, Callable] = {}
+    for exercise in EXERCISES:
+        if exercise.function not in TRAINER_EXERCISES:
+            continue
+        path = notebooks.get(f"{exercise.lesson:02d}")
+        if path is None:
+            print(f"{exercise.function}: no lesson {exercise.lesson:02d} notebook in "
+                  f"{folder}; the reference is used")  # fmt: skip
+            continue
+        fn = load_exercise(path, exercise.function)
+        if fn is not REFERENCES[exercise.function]:
+            yours[exercise.function] = fn
     return yours

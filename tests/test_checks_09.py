@@ -16,6 +16,8 @@ import torch
 from test_grade import _replayed as replayed  # tests/ is on sys.path
 
 from ppo_lessons import checks, grade
+from ppo_lessons.checks.harness import generator
+from ppo_lessons.checks.lesson09 import cartpole_cases
 from ppo_lessons.exercises import EXERCISES
 from ppo_lessons.torch_envs import cartpole_step
 
@@ -121,7 +123,7 @@ def test_check_accepts_correct_versions(fn, capsys):
 
 
 def test_the_cases_reach_both_bounds_both_actions_and_float64():
-    cases = checks._cartpole_cases(checks._generator(901))
+    cases = cartpole_cases(generator(901))
     ended = {"x": 0, "theta": 0}
     dtypes = set()
     for _, state, actions in cases:

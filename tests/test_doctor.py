@@ -8,7 +8,7 @@ import math
 import pytest
 
 from ppo_lessons import diagnose
-from ppo_lessons.doctor import PROBLEMS, _flat_targets
+from ppo_lessons.doctor import PROBLEMS, flat_targets
 
 
 def healthy(n: int = 40, **overrides) -> list[dict]:
@@ -304,7 +304,7 @@ def test_rare_failures_of_a_solved_task_are_not_value_not_learning():
     the critic learns, and the doctor must stay quiet (before the rule asked for half
     of the second half it named value_not_learning here)."""
     history = replay(SOLVED_CARTPOLE_V0)
-    flat = _flat_targets(history)
+    flat = flat_targets(history)
     varied = [r for r in history[len(history) // 2 :] if r["update"] not in flat]
     assert len(varied) == 5, "the pattern: few late updates whose targets vary"
     assert late_median_ev(varied) < 0.1, "the pattern: explained variance ~0 in them"

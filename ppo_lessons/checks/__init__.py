@@ -1,0 +1,67 @@
+"""Exercise checks: run a student's function on many inputs and explain what is wrong.
+
+One check per graded function, `check_<function>(fn)`. Each calls `fn` with every
+argument positional, exactly as the contract in `ppo_lessons` states, and
+
+- prints one line and returns True when the function is right;
+- prints that the exercise is not done yet and returns False when `fn` raises
+  `NotImplementedError` (so an unsolved notebook still runs top to bottom);
+- raises `AssertionError` whose message says what is wrong in the student's terms.
+
+A check tests values AND gradients (where a gradient matters), inputs of shape [T] and
+[T, N], random episode ends of both kinds, and parameters away from their usual
+defaults. When the answer is wrong it first compares it with the typical mistakes (a
+wrong sign, max instead of min, the truncation bug, ...) to name the mistake; failing
+that, it probes small hand-made cases to say where the function goes wrong.
+
+Episode-end flags are passed as 0/1 float tensors, the dtype of the rewards; a function
+that only accepts bool flags is called with bool flags instead.
+
+Instructors can add hidden cases: `check_compute_gae(fn, extra_cases=[{...}])`, where
+each case is a dict of the function's arguments by name (see `ppo_lessons.grade`).
+
+One module per lesson (`lesson01` ... `lesson09`) holds its checks and the typical
+mistakes they recognise; `harness` holds what they share. Every check is exported
+here: `from ppo_lessons.checks import check_compute_gae`.
+"""
+
+from __future__ import annotations
+
+from ppo_lessons.checks.lesson01 import (
+    check_discounted_returns,
+    check_policy_gradient_loss,
+)
+from ppo_lessons.checks.lesson02 import (
+    check_probability_ratio,
+    check_surrogate_objective,
+)
+from ppo_lessons.checks.lesson03 import check_clipped_surrogate_objective
+from ppo_lessons.checks.lesson04 import check_compute_gae
+from ppo_lessons.checks.lesson05 import (
+    check_categorical_entropy,
+    check_gaussian_log_prob,
+)
+from ppo_lessons.checks.lesson06 import (
+    check_approx_kl,
+    check_explained_variance,
+    check_value_loss,
+)
+from ppo_lessons.checks.lesson07 import check_collect_rollout, check_ppo_update
+from ppo_lessons.checks.lesson09 import check_cartpole_step
+
+__all__ = [
+    "check_approx_kl",
+    "check_cartpole_step",
+    "check_categorical_entropy",
+    "check_clipped_surrogate_objective",
+    "check_collect_rollout",
+    "check_compute_gae",
+    "check_discounted_returns",
+    "check_explained_variance",
+    "check_gaussian_log_prob",
+    "check_policy_gradient_loss",
+    "check_ppo_update",
+    "check_probability_ratio",
+    "check_surrogate_objective",
+    "check_value_loss",
+]
