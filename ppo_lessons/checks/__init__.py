@@ -44,6 +44,8 @@ from ppo_lessons.checks.lesson05 import (
 from ppo_lessons.checks.lesson06 import (
     check_approx_kl,
     check_explained_variance,
+    check_minibatch_indices,
+    check_ppo_loss,
     check_value_loss,
 )
 from ppo_lessons.checks.lesson07 import check_collect_rollout, check_ppo_update
@@ -59,7 +61,9 @@ __all__ = [
     "check_discounted_returns",
     "check_explained_variance",
     "check_gaussian_log_prob",
+    "check_minibatch_indices",
     "check_policy_gradient_loss",
+    "check_ppo_loss",
     "check_ppo_update",
     "check_probability_ratio",
     "check_surrogate_objective",
