@@ -160,7 +160,9 @@ def _run(job: dict, check, extra_cases: list, records: dict) -> None:
         records["calls"] = recorder.calls
         # the verdict is the grader's, from the replay: whatever the check says here
         with contextlib.suppress(Exception):
-            torch.manual_seed(0)  # the replay does the same (see grade._replay)
+            torch.manual_seed(
+                0
+            )  # the replay does the same (see ppo_lessons.grading.judge)
             check(recorder, extra_cases=extra_cases)
     except SystemExit as stop:
         records["status"] = "exit"

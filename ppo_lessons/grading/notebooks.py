@@ -15,8 +15,11 @@ name, if it has one.
 from __future__ import annotations
 
 import ast
+import errno
 import json
+import os
 import re
+import stat
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -39,20 +42,67 @@ class Notebook:
     cells: dict[str, list[str]] = field(default_factory=dict)  # "4.1" -> sources
 
 
-def find_notebooks(paths: list[Path]) -> list[tuple[str, Path]]:
-    """(student, notebook) pairs for the files and folders named (see module doc)."""
-    found: list[tuple[str, Path]] = []
+@dataclass
+class Found:
+    """What `find_notebooks` found: (student, notebook) pairs, and what it skipped."""
+
+    notebooks: list[tuple[str, Path]] = field(default_factory=list)
+    # (student or "" when the entry belongs to nobody, what was skipped and why)
+    skipped: list[tuple[str, str]] = field(default_factory=list)
+
+
+def find_notebooks(paths: list[Path]) -> Found:
+    """(student, notebook) pairs for the files and folders named (see module doc).
+
+    Below the paths named, symbolic links are never followed and hidden entries (a
+    name starting with `.`) are skipped; every skipped entry is listed in
+    `Found.skipped`. A notebook-named entry that is a link or a special file is
+    listed as a notebook, for `read_notebook` to refuse with a message.
+    """
+    found = Found()
     for path in paths:
-        if path.is_file():
-            found.append((path.stem, path))
+        if not path.is_dir():
+            found.notebooks.append((path.stem, path))
             continue
-        for nb in sorted(path.rglob("*.ipynb")):
-            rel = nb.relative_to(path)
-            if any(part.startswith(".") for part in rel.parts):
-                continue  # .ipynb_checkpoints and other hidden copies
-            student = nb.stem if len(rel.parts) == 1 else rel.parts[0]
-            found.append((student, nb))
+        stack = [(path, "")]
+        while stack:
+            folder, student = stack.pop()
+            _scan(folder, path, student, stack, found)
     return found
+
+
+def _scan(folder: Path, top: Path, student: str, stack: list, found: Found) -> None:
+    try:
+        entries = sorted(os.scandir(folder), key=lambda e: e.name, reverse=True)
+    except OSError as error:
+        found.skipped.append((student, f"{folder}: not readable ({error.strerror})"))
+        return
+    for entry in entries:
+        path = Path(entry.path)
+        rel = path.relative_to(top)
+        owner = student or (path.stem if entry.name.endswith(".ipynb") else entry.name)
+        try:
+            is_link = entry.is_symlink()
+            is_dir = not is_link and entry.is_dir(follow_symlinks=False)
+        except OSError:
+            is_link = is_dir = False
+        if entry.name.startswith("."):
+            if is_dir and entry.name == ".ipynb_checkpoints":
+                found.skipped.append(("", f"{rel}/ (Jupyter's checkpoints)"))
+            elif is_dir or entry.name.endswith(".ipynb"):
+                kind = "folder" if is_dir else "notebook"
+                found.skipped.append(
+                    (owner, f"hidden {kind} {rel} skipped (its name starts with '.')")
+                )
+            continue
+        if is_dir:
+            stack.append((path, owner))
+        elif entry.name.endswith(".ipynb"):
+            found.notebooks.append((owner, path))
+        elif is_link:
+            found.skipped.append(
+                (student, f"{rel} is a symbolic link; links are not followed")
+            )
 
 
 def _lesson_from_name(path: Path) -> set[int]:
@@ -99,25 +149,70 @@ def _exercise_number(source: str) -> str | None:
     return None
 
 
+def read_bytes(path: Path, limit: int = MAX_NOTEBOOK_BYTES) -> bytes:
+    """The contents of the regular file `path`, at most `limit` bytes.
+
+    Never follows a symbolic link and never blocks (a FIFO is refused, not opened for
+    a writer to come); raises ValueError with the reason for anything else.
+    """
+    flags = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0)
+    try:
+        fd = os.open(path, flags)
+    except OSError as error:
+        if error.errno == errno.ELOOP:
+            raise ValueError(
+                "is a symbolic link; only regular files are read"
+            ) from None
+        raise ValueError(f"cannot be opened ({error.strerror})") from None
+    try:
+        mode = os.fstat(fd).st_mode
+        if not stat.S_ISREG(mode):
+            raise ValueError(f"is not a regular file ({_kind(mode)}); not read")
+        chunks, size = [], 0
+        while chunk := os.read(fd, 1 << 20):
+            size += len(chunk)
+            if size > limit:
+                raise ValueError(f"is larger than {limit >> 20} MB; not read")
+            chunks.append(chunk)
+        return b"".join(chunks)
+    finally:
+        os.close(fd)
+
+
+def _kind(mode: int) -> str:
+    kinds = [(stat.S_ISDIR, "a folder"), (stat.S_ISFIFO, "a FIFO"),
+             (stat.S_ISCHR, "a character device"), (stat.S_ISBLK, "a block device"),
+             (stat.S_ISSOCK, "a socket")]  # fmt: skip
+    return next((name for test, name in kinds if test(mode)), "a special file")
+
+
 def read_notebook(path: Path, student: str) -> Notebook:
     """Read a submitted notebook's code cells; a problem is noted, never raised."""
     nb = Notebook(path=path, student=student, lessons=_lesson_from_name(path))
     try:
-        if path.stat().st_size > MAX_NOTEBOOK_BYTES:
-            nb.problem = f"{path.name} is larger than 100 MB; not read."
-            return nb
-        data = json.loads(path.read_bytes().decode("utf-8-sig"))
-    except (OSError, UnicodeDecodeError, ValueError, RecursionError) as error:
+        _parse(nb, read_bytes(path))
+    except ValueError as error:
+        nb.problem = f"{path.name} {error}."
+    except (MemoryError, RecursionError, Exception) as error:
+        nb.problem = f"{path.name} could not be read ({type(error).__name__})."
+    return nb
+
+
+def _parse(nb: Notebook, raw: bytes) -> None:
+    name = nb.path.name
+    try:
+        data = json.loads(raw.decode("utf-8-sig"))
+    except (UnicodeDecodeError, ValueError, RecursionError) as error:
         kind = type(error).__name__
-        nb.problem = f"{path.name} is not a Jupyter notebook (unreadable JSON: {kind})."
-        return nb
+        nb.problem = f"{name} is not a Jupyter notebook (unreadable JSON: {kind})."
+        return
     cells = data.get("cells") if isinstance(data, dict) else None
     if not isinstance(cells, list):
         nb.problem = (
-            f"{path.name} is not a Jupyter notebook of format 4 (no list of cells); "
+            f"{name} is not a Jupyter notebook of format 4 (no list of cells); "
             "open it in Jupyter and save it again."
         )
-        return nb
+        return
     seen_imports: set[str] = set()
     for cell in cells:
         if not isinstance(cell, dict) or cell.get("cell_type") != "code":
@@ -139,10 +234,9 @@ def read_notebook(path: Path, student: str) -> Notebook:
         nb.lessons = marked
     elif not nb.lessons:
         nb.problem = (
-            f"{path.name} holds no exercise of this course (no cell starting with a "
+            f"{name} holds no exercise of this course (no cell starting with a "
             "marker such as `# Exercise 4.1: compute_gae`)."
         )
-    return nb
 
 
 def exercise_cell(nb: Notebook, exercise: Exercise) -> tuple[str | None, str]:

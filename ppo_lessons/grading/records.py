@@ -255,6 +255,13 @@ def validate(records: object) -> dict:
     _require(records.get("format") == FORMAT, "not a records file")
     _require(records.get("version") == VERSION, "records of another version")
     _require(isinstance(records.get("status"), str), "no status")
+    for key in ("detail", "error_type"):
+        _require(isinstance(records.get(key, ""), str), key)
+    failures = records.get("import_failures")
+    _require(
+        isinstance(failures, list) and all(isinstance(f, str) for f in failures),
+        "import_failures",
+    )
     calls = records.get("calls")
     _require(isinstance(calls, list), "calls is not a list")
     for call in calls:
@@ -274,7 +281,8 @@ def validate(records: object) -> dict:
                 "modified",
             )
         if outcome == "return":
-            _check_encoded(call.get("result"))
+            _require("result" in call, "a call that returned has no result")
+            _check_encoded(call["result"])
         if outcome in ("raise", "stop"):
             exc = call.get("exception")
             _require(isinstance(exc, dict), "exception")
@@ -360,7 +368,7 @@ def decode_result(recorded: dict, args: Sequence[object]) -> object:
             for i in linked:
                 g = grads[i]
                 if g is not None and g.shape != args[i].shape:
-                    raise MalformedRecords("a gradient has the wrong shape")
+                    raise ValueError("a gradient has the wrong shape")
             return _RecordedGraph.apply(
                 value, [grads[i] for i in linked], error, *inputs
             )
@@ -427,10 +435,15 @@ class Replayer:
             raise ReplayMismatch("the function stopped the check")
         if call["outcome"] == "unfinished":
             raise ReplayMismatch("the call never finished")
-        _apply_changes(args, call)
-        if call["outcome"] == "raise":
-            raise rebuild_exception(call["exception"])
-        return decode_result(call["result"], args)
+        try:
+            _apply_changes(args, call)
+            if call["outcome"] == "raise":
+                error = rebuild_exception(call["exception"])
+            else:
+                return decode_result(call["result"], args)
+        except Exception as bad:  # records no function could have produced
+            raise ReplayMismatch(f"call {self.index}: {type(bad).__name__}") from None
+        raise error
 
 
 def _apply_changes(args: Sequence[object], call: dict) -> None:
