@@ -292,15 +292,17 @@ class RolloutEnvs:
             {"final_obs": self.agent.normalize(reached)},
         )
 
-    def episode_stats(self) -> tuple[torch.Tensor, torch.Tensor]:
-        """(returns, lengths) of the episodes that ended since the last call, in the
-        order they ended (one host transfer; the trainer calls it once per update)."""
+    def episode_stats(self, clear: bool = True) -> tuple[torch.Tensor, torch.Tensor]:
+        """(returns, lengths) of the episodes that ended since the last clearing call,
+        in the order they ended (one host transfer; the trainer calls it once per
+        update). `clear=False` leaves them for the next call."""
         if not self._ended:
             return torch.zeros(0), torch.zeros(0)
         done, returns, lengths = (
             torch.stack([step[i] for step in self._ended]).cpu() for i in range(3)
         )  # (steps, N) each
-        self._ended.clear()
+        if clear:
+            self._ended.clear()
         return returns[done], lengths[done]
 
     def close(self) -> None:

@@ -10,6 +10,10 @@ The solution notebooks are the source. In each code cell, the code between
 execution counts are dropped, and `# NBVAL_CHECK_OUTPUT` markers are removed (a
 student notebook has no stored outputs to compare against).
 
+The solutions themselves lose only the widget state an executed notebook stores
+(`metadata.widgets`), which a static page would draw from a script on the internet
+instead of showing the explorers' pictures.
+
 A student notebook that was edited after it was generated (a student's work) is never
 overwritten silently: the command stops and names it; `--force` overwrites after
 saving a backup copy next to it.
@@ -30,7 +34,7 @@ import nbformat
 
 from ppo_lessons.exercises import BEGIN_SOLUTION, END_SOLUTION, EXERCISE_HEADER
 
-__all__ = ["student_notebook", "student_source", "release"]
+__all__ = ["drop_widget_state", "release", "student_notebook", "student_source"]
 
 ROOT = Path(__file__).resolve().parent.parent
 NBVAL_MARKERS = ("# NBVAL_CHECK_OUTPUT", "# NBVAL_IGNORE_OUTPUT", "# NBVAL_SKIP")
@@ -84,9 +88,17 @@ def student_notebook(solution: nbformat.NotebookNode) -> nbformat.NotebookNode:
         cell.outputs = []
         cell.execution_count = None
         cell.metadata.pop("execution", None)
-    nb.metadata.pop("widgets", None)
+    drop_widget_state(nb)
     nb.metadata[METADATA_KEY] = {"student_digest": _cells_digest(nb)}
     return nb
+
+
+def drop_widget_state(nb: nbformat.NotebookNode) -> bool:
+    """Remove the widget state a notebook run stores (`metadata.widgets`); True if
+    there was some. A static page (GitHub, nbviewer, an HTML export) given that state
+    draws the widgets with a script from the internet instead of showing the pictures
+    the explorers leave beside them (`ppo_lessons.widgets.static`)."""
+    return nb.metadata.pop("widgets", None) is not None
 
 
 def _dumps(nb: nbformat.NotebookNode) -> str:
@@ -116,7 +128,11 @@ def release(
         return [f"no solution notebooks (NN_name.ipynb) found in {solutions}"]
     out.mkdir(parents=True, exist_ok=True)
     for source in sources:
-        text = _dumps(student_notebook(nbformat.read(source, as_version=4)))
+        solution = nbformat.read(source, as_version=4)
+        if not check and drop_widget_state(solution):
+            source.write_text(_dumps(solution))
+            print(f"removed the stored widget state from {source}")
+        text = _dumps(student_notebook(solution))
         target = out / source.name
         current = target.read_text() if target.exists() else None
         if current == text:

@@ -118,3 +118,21 @@ def test_release_never_overwrites_student_work(tmp_path):
     assert release.release(solutions, out, force=True) == []
     assert list(out.glob("09_demo.ipynb.bak-*")), "--force must keep a backup"
     assert "new text" in student.read_text()
+
+
+def test_release_drops_the_solutions_stored_widget_state_and_nothing_else(tmp_path):
+    # catches a solution stored with widget state, which a static page draws with a
+    # script from the internet instead of the explorer's picture
+    solutions, out = tmp_path / "solutions", tmp_path / "notebooks"
+    solutions.mkdir()
+    nb = nbformat.v4.new_notebook()
+    nb.cells = [nbformat.v4.new_markdown_cell("text")]
+    nb.metadata["widgets"] = {"application/vnd.jupyter.widget-state+json": {}}
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3"}
+    nbformat.write(nb, solutions / "03_demo.ipynb")
+    assert release.release(solutions, out, check=True)  # check mode writes nothing
+    assert "widgets" in nbformat.read(solutions / "03_demo.ipynb", 4).metadata
+    assert release.release(solutions, out) == []
+    kept = nbformat.read(solutions / "03_demo.ipynb", 4)
+    assert "widgets" not in kept.metadata and kept.metadata["kernelspec"]["name"]
+    assert kept.cells[0].source == "text"

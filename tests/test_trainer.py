@@ -172,8 +172,11 @@ def test_rollout_bootstraps_from_the_true_final_observation():
     torch.testing.assert_close(buffer.next_values[4], v_final.expand(2))
     # elsewhere the reached observation is where the next step starts
     torch.testing.assert_close(buffer.next_values[5:9], buffer.values[6:10])
+    peek = run.envs.episode_stats(clear=False)
     returns, lengths = run.envs.episode_stats()  # two episodes per env, 5 steps each
     assert returns.tolist() == [5.0] * 4 and lengths.tolist() == [5.0] * 4
+    assert torch.equal(peek[0], returns)  # peeking left them
+    assert len(run.envs.episode_stats()[0]) == 0  # read once per update
     assert run.global_step == 24
 
 
