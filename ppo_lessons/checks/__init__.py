@@ -3,9 +3,10 @@
 One check per graded function, `check_<function>(fn)`. Each calls `fn` with every
 argument positional, exactly as the contract in `ppo_lessons` states, and
 
-- prints one line and returns True when the function is right;
-- prints that the exercise is not done yet and returns False when `fn` raises
-  `NotImplementedError` (so an unsolved notebook still runs top to bottom);
+- prints one line and returns a true `CheckResult` when the function is right;
+- prints one line naming the exercise and its notebook and returns a false one when
+  `fn` raises `NotImplementedError` (so an unsolved notebook still runs top to
+  bottom); Jupyter shows no value for the result, only the printed line;
 - raises `AssertionError` whose message says what is wrong in the student's terms.
 
 A check tests values AND gradients (where a gradient matters), inputs of shape [T] and

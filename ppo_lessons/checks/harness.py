@@ -10,6 +10,8 @@ from collections.abc import Callable, Iterable, Sequence
 
 import torch
 
+from ppo_lessons.exercises import EXERCISES
+
 RTOL = 1e-4
 ATOL = 1e-5
 
@@ -126,11 +128,77 @@ def grad_of(output: torch.Tensor, inputs: Sequence[torch.Tensor]) -> list:
 # ---------------------------------------------------------------------------
 # The check wrapper: one line on success, "not yet" on NotImplementedError
 
+NOTEBOOKS = {  # lesson -> its notebook (the student's and the solution's share names)
+    1: "01_policy_gradients.ipynb",
+    2: "02_importance_sampling.ipynb",
+    3: "03_clipping.ipynb",
+    4: "04_gae.ipynb",
+    5: "05_actor_critic_networks.ipynb",
+    6: "06_the_ppo_update.ipynb",
+    7: "07_the_full_trainer.ipynb",
+    9: "09_scaling_up.ipynb",
+}
+
+
+class CheckResult:
+    """What a check returns: true when the function passed, false when it is not
+    implemented yet (a wrong function raises instead).
+
+    Jupyter shows nothing for it, so a check on the last line of a cell leaves only
+    the line it printed (no stray `True` or `False` as the cell's value); the grader
+    and `assert check_...(...)` read its truth value.
+    """
+
+    __slots__ = ("cases", "function", "passed")
+
+    def __init__(self, function: str, passed: bool, cases: int = 0) -> None:
+        self.function = function
+        self.passed = passed
+        self.cases = cases
+
+    def __bool__(self) -> bool:
+        return self.passed
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, CheckResult):
+            return NotImplemented
+        return self._key() == other._key()
+
+    def __hash__(self) -> int:
+        return hash(self._key())
+
+    def _key(self) -> tuple[str, bool, int]:
+        return (self.function, self.passed, self.cases)
+
+    def __repr__(self) -> str:
+        verdict = f"correct on {self.cases} cases" if self.passed else "not done yet"
+        return f"<check of {self.function}: {verdict}>"
+
+    def _ipython_display_(self) -> None:
+        """Nothing to display: the check already printed its one line."""
+
+
+def not_done_message(function: str) -> str:
+    """The one line a check prints for an exercise that raises NotImplementedError."""
+    exercise = next((ex for ex in EXERCISES if ex.function == function), None)
+    if exercise is None:
+        return f"{function} is not implemented yet: the reference version is used."
+    notebook = NOTEBOOKS.get(exercise.lesson, f"lesson {exercise.lesson:02d}")
+    return (
+        f"Exercise {exercise.number} ({function}, {notebook}) is not implemented yet: "
+        "the rest of the notebook uses the reference version."
+    )
+
 
 def exercise(function: str) -> Callable:
-    def decorate(body: Callable[..., int]) -> Callable[..., bool]:
+    """Turn a check body `body(fn, extra_cases) -> number of cases` into the check:
+    it prints one line and returns a true `CheckResult` when fn is right, prints
+    `not_done_message` and returns a false one when fn raises NotImplementedError, and
+    lets the body's AssertionError (the explained mistake) through."""
+
+    def decorate(body: Callable[..., int]) -> Callable[..., CheckResult]:
         @functools.wraps(body)
-        def check(fn: Callable, *, extra_cases: Iterable[dict] = ()) -> bool:
+        def check(fn: Callable, *, extra_cases: Iterable[dict] = ()) -> CheckResult:
             if not callable(fn):
                 raise TypeError(
                     f"check_{function} expects your function itself, e.g. "
@@ -139,18 +207,14 @@ def exercise(function: str) -> Callable:
             try:
                 count = body(fn, list(extra_cases))
             except _NotDone:
-                print(
-                    f"… {function}: not implemented yet (it raises "
-                    "NotImplementedError). The notebook continues with the reference "
-                    "version; come back to this exercise when you are ready."
-                )
-                return False
+                print(not_done_message(function))
+                return CheckResult(function, False)
             print(f"✔ {function}: correct on all {count} test cases.")
-            return True
+            return CheckResult(function, True, count)
 
         check.__doc__ = (body.__doc__ or "") + (
-            "\n\nReturns True when correct, False when not implemented yet; raises "
-            "AssertionError explaining the mistake otherwise."
+            "\n\nReturns a CheckResult, true when correct, false when not implemented "
+            "yet; raises AssertionError explaining the mistake otherwise."
         )
         return check
 
