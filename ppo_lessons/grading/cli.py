@@ -182,8 +182,9 @@ def main(argv: list[str] | None = None) -> int:
     parser = _parser()
     args = parser.parse_args(argv)  # exits with status 2 on a bad option
 
-    def log(line: str) -> None:
-        print(line, file=sys.stderr, flush=True)
+    def log(line: str) -> None:  # one write per line: threads log at once
+        sys.stderr.write(line + "\n")
+        sys.stderr.flush()
 
     try:
         if args.nbgrader_export is not None:

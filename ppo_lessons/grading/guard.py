@@ -103,11 +103,11 @@ class Leftovers:
                         with contextlib.suppress(ProcessLookupError):
                             os.kill(pid, signal.SIGKILL)
                             killed += 1
+                for pid in strays:  # their own children now come to us: next round
+                    with contextlib.suppress(ChildProcessError):
+                        os.waitpid(pid, 0)
             if not strays:
                 break
-            for pid in strays:  # their own children now come to us: next round
-                with contextlib.suppress(ChildProcessError):
-                    os.waitpid(pid, 0)
         return killed
 
     def close(self) -> int:

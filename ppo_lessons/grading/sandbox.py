@@ -158,8 +158,8 @@ def child_command(isolation: str, scratch: Path) -> list[str]:
         raise RuntimeError("bwrap is not on PATH")
     return [
         bwrap, "--unshare-all", "--die-with-parent", "--new-session",
-        "--cap-drop", "ALL", *_system_binds(), *_python_binds(),
-        "--proc", "/proc", "--dev", "/dev", "--tmpfs", "/tmp",
+        "--cap-drop", "ALL", "--proc", "/proc", "--dev", "/dev", "--tmpfs", "/tmp",
+        *_system_binds(), *_python_binds(),
         "--bind", str(scratch), str(scratch), "--chdir", str(scratch),
         "--", *python,
     ]  # fmt: skip
