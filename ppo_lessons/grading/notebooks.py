@@ -7,6 +7,9 @@ folder named on the command line, belongs to the student named by its file stem
 named by the first folder below the one named on the command line
 (`submissions/alice/04_gae.ipynb` and `submissions/alice/lab/03_clip.ipynb` -> alice).
 
+Below the paths named, symbolic links are never followed and hidden entries are
+skipped (and listed); only regular files are read, up to a size limit.
+
 Which lesson is a notebook? The lessons of the exercise markers it holds
 (`# Exercise 4.1: compute_gae` -> lesson 4); without any, the `NN_` prefix of its file
 name, if it has one.
@@ -61,8 +64,8 @@ def find_notebooks(paths: list[Path]) -> Found:
     """
     found = Found()
     for path in paths:
-        if not path.is_dir():
-            found.notebooks.append((path.stem, path))
+        if not path.is_dir():  # named by the instructor: a link to it is followed
+            found.notebooks.append((path.stem, path.resolve()))
             continue
         stack = [(path, "")]
         while stack:
