@@ -1,0 +1,240 @@
+"""The prose never outlives its numbers (STYLE.md 17a).
+
+Every decimal number in a solution notebook's Markdown (`0.83`, `37.7%`, `2.5×`) must
+be printed by one of that notebook's stored outputs, at the precision the prose uses
+(`0.83` matches a printed `0.8312`; `37.7%` matches `37.7` or `0.377`), or be one of
+a few named constants of that lesson. A notebook re-run whose numbers moved makes this
+test fail and name the number, its cell and the sentence around it.
+
+Not counted as claims: code (inline and fenced), exercise and section numbers
+(`Exercise 4.1`, `sec. 6.1`), arXiv identifiers, and numbers inside LaTeX that the
+allowlist names as constants of the lesson.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from pathlib import Path
+
+import nbformat
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+SOLUTIONS = sorted((ROOT / "solutions").glob("[0-9][0-9]_*.ipynb"))
+
+# Hyperparameters every lesson uses: γ, GAE's λ, the clip range ε.
+COMMON_CONSTANTS = {"0.99", "0.95", "0.2"}
+
+# Constants of one lesson: values set in its code or defined by the task, which the
+# prose names but no cell needs to print. Keep each entry explained.
+LESSON_CONSTANTS: dict[str, dict[str, str]] = {
+    "00": {
+        "0.2095": "CartPole's pole-angle bound, 12° in radians",
+        "2.4": "CartPole's cart-position bound",
+        "0.5": "the balancing controller's weight on the angular velocity",
+    },
+    "01": {},
+    "02": {
+        "1.5": "the explorer's default shift μ = 1.5",
+        "1.41": "√2, the explorer's variance threshold",
+        "0.9": "γ of the small MDP, set in its cell",
+    },
+    "03": {
+        "0.1": "the usual range of ε, 0.1 to 0.3",
+        "0.3": "the usual range of ε, 0.1 to 0.3",
+        "1.0": "the best arm's mean reward",
+        "0.8": "the trust interval [0.8, 1.2] and the three arms of mean 0.8",
+        "1.2": "the trust interval [0.8, 1.2]",
+        "0.5": "the hand example's ratio r = 0.5",
+        "1.5": "the hand example's ratio r = 1.5, and 1.5 d_targ of the KL rule",
+        "0.01": "the KL target d_targ",
+    },
+    "04": {
+        "0.7": "the chain policy's probability of stepping right",
+        "0.1": "the chain's reward noise",
+        "0.9": "λ = 0.9 of the worked example",
+    },
+    "05": {
+        "0.01": "the policy output's initialization gain",
+        "0.5": "one-dimensional example a = 0.5 and vf_coef = 0.5",
+        "0.25": "(a − μ)² = 0.25 of the one-dimensional example",
+        "0.125": "½ · 0.25 of the one-dimensional example",
+        "0.9189": "½ log 2π",
+        "1.0439": "the one-dimensional log-density, printed as −1.0439",
+        "0.8": "the squashing example's mean μ = 0.8",
+        "0.7": "the squashing example's σ = 0.7",
+        "0.9": "the histogram's range (−0.9, 0.9)",
+    },
+    "09": {
+        "0.02": "CartPole's Euler step τ = 0.02 s",
+        "0.5": "CartPole's pole half-length l = 0.5 m",
+        "0.1": "CartPole's pole mass m_p = 0.1 kg",
+        "9.8": "gravity g = 9.8 m/s²",
+        "2.4": "CartPole's cart-position bound",
+        "0.05": "the initial-state range [−0.05, 0.05)",
+    },
+}
+
+# Lessons whose prose other changes are rewriting while this test is introduced: the
+# test reports their stale numbers without failing. Remove a lesson once its text
+# is re-checked.
+PENDING = {"06", "07", "08"}
+
+FENCED_CODE = re.compile(r"```.*?```", re.DOTALL)
+INLINE_CODE = re.compile(r"`[^`]*`")
+NOT_CLAIMS = re.compile(
+    r"arXiv:\s*\S+"
+    r"|\b\d{4}\.\d{4,5}\b"  # an arXiv identifier without its prefix
+    r"|Exercises?\s+\d+\.\d+(?:\s*(?:,|and|to|–)\s*\d+\.\d+)*"
+    r"|\b(?:version|Gym|Gymnasium)\s+\d+(?:\.\d+)+"
+    r"|\b(?:sec|section|eq|appendix|fig|figure)\.?\s+\d+(?:\.\d+)*",
+    re.IGNORECASE,
+)
+PROSE_DECIMAL = re.compile(r"(?<![\w.])(\d{1,3}(?:,\d{3})+|\d+)\.(\d+)(?![\d.]*\d)(%?)")
+OUTPUT_NUMBER = re.compile(r"(\d{1,3}(?:,\d{3})+|\d+)(?:\.(\d+))?(?:[eE]([-+]?\d+))?")
+
+
+def prose_decimals(markdown: str) -> list[tuple[str, float, int, bool]]:
+    """The decimal numbers a Markdown cell states: (as written, value, decimals,
+    is a percentage). Code, exercise and section numbers, and arXiv ids are skipped."""
+    text = INLINE_CODE.sub(" ", FENCED_CODE.sub(" ", markdown))
+    text = NOT_CLAIMS.sub(" ", re.sub(r"\(\s*\)", " ", text))
+    found = []
+    for match in PROSE_DECIMAL.finditer(text):
+        whole, fraction, percent = match.groups()
+        value = float(f"{whole.replace(',', '')}.{fraction}")
+        found.append((match.group(0), value, len(fraction), bool(percent)))
+    return found
+
+
+def output_text(cell: nbformat.NotebookNode) -> str:
+    """All the text a code cell's stored outputs show (streams, plain text, errors)."""
+    parts = []
+    for output in cell.get("outputs", []):
+        if "text" in output:
+            parts.append(output["text"])
+        data = output.get("data", {})
+        parts.extend(
+            data[key] for key in ("text/plain", "text/markdown") if key in data
+        )
+    return "\n".join(str(part) for part in parts)
+
+
+def output_numbers(text: str) -> list[float]:
+    """Every number printed in `text`, signs dropped (prose often says "falls by")."""
+    numbers = []
+    for whole, fraction, exponent in OUTPUT_NUMBER.findall(text):
+        number = whole.replace(",", "") + (f".{fraction}" if fraction else "")
+        numbers.append(float(number + (f"e{exponent}" if exponent else "")))
+    return numbers
+
+
+def is_printed(
+    value: float, decimals: int, percent: bool, printed: list[float]
+) -> bool:
+    """True if some printed number, rounded to the prose's precision, is `value` (a
+    percentage may also be printed as a fraction)."""
+    candidates = [(value, decimals)]
+    if percent:
+        candidates.append((value / 100, decimals + 2))
+    for target, places in candidates:
+        tolerance = 0.5 * 10.0**-places + 1e-12
+        if any(math.isclose(p, target, abs_tol=tolerance) for p in printed):
+            return True
+    return False
+
+
+def stale_numbers(
+    nb: nbformat.NotebookNode, allowed: set[str]
+) -> list[tuple[int, str, str]]:
+    """(cell index, number, context) for each prose number no output prints."""
+    printed = output_numbers(
+        "\n".join(output_text(c) for c in nb.cells if c.cell_type == "code")
+    )
+    stale = []
+    for index, cell in enumerate(nb.cells):
+        if cell.cell_type != "markdown":
+            continue
+        for written, value, decimals, percent in prose_decimals(cell.source):
+            if written.rstrip("%") in allowed:
+                continue
+            if not is_printed(value, decimals, percent, printed):
+                at = cell.source.find(written)
+                context = cell.source[max(0, at - 60) : at + 40].replace("\n", " ")
+                stale.append((index, written, context))
+    return stale
+
+
+def lesson(path: Path) -> str:
+    return path.name[:2]
+
+
+# ---- the matcher itself --------------------------------------------------------
+
+
+def notebook(markdown: str, printed: str) -> nbformat.NotebookNode:
+    nb = nbformat.v4.new_notebook()
+    code = nbformat.v4.new_code_cell("print(...)")
+    code.outputs = [nbformat.v4.new_output("stream", name="stdout", text=printed)]
+    nb.cells = [nbformat.v4.new_markdown_cell(markdown), code]
+    return nb
+
+
+def test_a_number_no_output_prints_is_reported():
+    nb = notebook("The error falls to 0.84 after training.", "error 0.8312\n")
+    assert [(i, n) for i, n, _ in stale_numbers(nb, set())] == [(0, "0.84")]
+
+
+def test_a_rounded_number_is_found_in_the_output():
+    nb = notebook("The error falls to 0.83, or 0.8 in round figures.", "err 0.8312")
+    assert stale_numbers(nb, set()) == []
+
+
+def test_a_percentage_matches_a_percent_or_a_fraction():
+    assert stale_numbers(notebook("It clips 37.7% of them.", "37.68"), set()) == []
+    assert stale_numbers(notebook("It clips 37.7% of them.", "0.3771"), set()) == []
+    stale = stale_numbers(notebook("It clips 33.3% of them.", "0.3771"), set())
+    assert [n for _, n, _ in stale] == ["33.3%"]
+
+
+def test_thousands_separators_negative_signs_and_ratios():
+    nb = notebook(
+        "About 2.5× less, 1,234.5 steps, a drop of 0.46.", "-0.457 1234.5 2.49"
+    )
+    assert stale_numbers(nb, set()) == []
+
+
+def test_code_exercise_numbers_and_arxiv_ids_are_not_claims():
+    text = (
+        "Exercises 1.1 and 1.2 (sec. 6.1, arXiv:1707.06347) call `f(x=0.37)`.\n"
+        "```python\nlr = 2.5e-4\n```"
+    )
+    assert prose_decimals(text) == []
+
+
+def test_an_allowed_constant_is_not_reported_and_others_are():
+    nb = notebook("With γ = 0.99 and λ = 0.97 the estimate is 0.5.", "0.5")
+    assert [n for _, n, _ in stale_numbers(nb, {"0.99"})] == ["0.97"]
+
+
+# ---- the solution notebooks ----------------------------------------------------
+
+
+@pytest.mark.parametrize("solution", SOLUTIONS, ids=lambda p: p.name)
+def test_every_number_in_the_prose_is_printed_by_an_output(solution):
+    key = lesson(solution)
+    allowed = COMMON_CONSTANTS | set(LESSON_CONSTANTS.get(key, {}))
+    stale = stale_numbers(nbformat.read(solution, as_version=4), allowed)
+    message = "\n".join(
+        f"cell {i}: {number} is printed by no output (…{context}…)"
+        for i, number, context in stale
+    )
+    if key in PENDING:
+        if stale:
+            pytest.xfail(f"lesson {key} prose under revision:\n{message}")
+        return
+    assert not stale, (
+        f"{solution.name}: numbers in the text that no stored output prints "
+        f"(re-check the prose against the outputs, or name a constant):\n{message}"
+    )
