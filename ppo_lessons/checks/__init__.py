@@ -21,7 +21,8 @@ that only accepts bool flags is called with bool flags instead.
 Instructors can add hidden cases: `check_compute_gae(fn, extra_cases=[{...}])`, where
 each case is a dict of the function's arguments by name (see `ppo_lessons.grade`).
 
-One module per lesson (`lesson01` ... `lesson09`) holds its checks and the typical
+One module per lesson (`lesson01` ... `lesson09`, and `lesson06_update` for the
+loss and the minibatches of 6.4-6.5) holds its checks and the typical
 mistakes they recognise; `harness` holds what they share. Every check is exported
 here: `from ppo_lessons.checks import check_compute_gae`.
 """
@@ -45,10 +46,9 @@ from ppo_lessons.checks.lesson05 import (
 from ppo_lessons.checks.lesson06 import (
     check_approx_kl,
     check_explained_variance,
-    check_minibatch_indices,
-    check_ppo_loss,
     check_value_loss,
 )
+from ppo_lessons.checks.lesson06_update import check_minibatch_indices, check_ppo_loss
 from ppo_lessons.checks.lesson07 import check_collect_rollout, check_ppo_update
 from ppo_lessons.checks.lesson09 import check_cartpole_step
 

@@ -107,7 +107,11 @@ def _probe_clipped(fn: Callable, eps: float) -> str | None:
     return None
 
 
-def _clipped_mistakes(new, old, adv, eps: float) -> list:
+def clipped_mistakes(
+    new: torch.Tensor, old: torch.Tensor, adv: torch.Tensor, eps: float
+) -> list:
+    """(message, the objective with that typical mistake) for the given inputs;
+    computed from them, so gradients flow where they require grad."""
     n, o, a = new.double(), old.double(), adv.double()
     r = torch.exp(n - o)
     clip_r = torch.clamp(r, 1 - eps, 1 + eps)
@@ -223,7 +227,7 @@ def check_clipped_surrogate_objective(fn: Callable, extra_cases: list[dict]) -> 
             continue
         message = None
         if not close(got, expected):
-            message = diagnose(got, _clipped_mistakes(new.detach(), old, adv, eps))
+            message = diagnose(got, clipped_mistakes(new.detach(), old, adv, eps))
         message = message or _probe_clipped(fn, eps)
         if message is None:
             message = (

@@ -1,0 +1,500 @@
+"""Checks of lesson 06's update pieces: the PPO loss (6.4) and the minibatches (6.5).
+
+`check_ppo_loss` compares the loss AND its gradients with the reference. Since
+new_log_probs reaches only the policy term, new_values only the value term and
+entropy only the entropy bonus, the gradient with respect to each input tells which
+term is wrong; that term is then compared with the typical mistakes (those of the
+clipped objective, lesson 03, and of the value loss, 6.1, included), so two mistakes
+at once are both named.
+
+`check_minibatch_indices` checks properties, not one particular order (any correct
+shuffle drawn from the generator passes): the sizes, every index exactly once, a
+shuffled order that mixes new minibatches each epoch, the same order from the same
+generator state whatever the global random state, a new order at each call.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import torch
+
+from ppo_lessons.checks.harness import (
+    call,
+    close,
+    diagnose,
+    exercise,
+    fmt,
+    generator,
+    grad_of,
+    tensor,
+)
+from ppo_lessons.checks.lesson02 import log_prob_pair
+from ppo_lessons.checks.lesson03 import clipped_mistakes
+from ppo_lessons.checks.lesson06 import value_mistakes
+from ppo_lessons.clipping import clipped_surrogate_objective
+from ppo_lessons.losses import value_loss
+from ppo_lessons.update import normalize_advantages, ppo_loss
+
+__all__ = ["check_minibatch_indices", "check_ppo_loss"]
+
+# ---------------------------------------------------------------------------
+# 6.4 the PPO loss
+
+LOSS_ARGS = (
+    "new_log_probs", "old_log_probs", "advantages", "new_values", "old_values",
+    "returns", "entropy", "clip_eps", "value_clip_eps", "vf_coef", "ent_coef",
+    "normalize_advantages",
+)  # fmt: skip
+GRAD_ARGS = {0: "new_log_probs", 3: "new_values", 6: "entropy"}
+
+LOSS_RULE = (
+    "loss = −mean(min(r·Â, clip(r, 1 − ε, 1 + ε)·Â)) + vf_coef · value_loss − "
+    "ent_coef · mean(entropy), with r = exp(new − old) and Â the advantages, "
+    "normalized ((A − mean) / (std + 1e-8), std as torch.Tensor.std) when "
+    "normalize_advantages is True."
+)
+TERM_RULES = {
+    "new_log_probs": "the policy term is wrong: it is −mean(min(r·Â, clip(r, 1 − ε, "
+    "1 + ε)·Â)) with r = exp(new_log_probs − old_log_probs) and Â the advantages "
+    "(normalized when normalize_advantages is True).",
+    "new_values": "the value term is wrong: it is vf_coef · value_loss(new_values, "
+    "old_values, returns, value_clip_eps), i.e. vf_coef · 0.5 · mean of the squared "
+    "error (clipped around old_values when value_clip_eps is a number).",
+    "entropy": "the entropy term is wrong: it is −ent_coef · mean(entropy).",
+}
+DETACHED = {
+    "new_log_probs": "the policy term has no gradient with respect to new_log_probs, "
+    "so the policy would never change: compute the ratio exp(new_log_probs − "
+    "old_log_probs) with torch operations (no .detach(), .item() or NumPy).",
+    "new_values": "the value loss has no gradient with respect to new_values, so the "
+    "critic would never learn: compute it from new_values (not old_values) with "
+    "torch operations (no .detach(), .item() or NumPy).",
+    "entropy": "the entropy bonus has no gradient with respect to entropy: use the "
+    "entropy tensor itself (no .detach(), .item() or NumPy).",
+}
+NO_GRAPH = (
+    "your loss has no gradient at all (computed with NumPy, .item() or "
+    "torch.tensor(...) of a result?), so the update could not learn from it: build it "
+    "from the input tensors with torch operations."
+)
+
+
+def _loss(args: tuple, adv=None, policy=None, value=None, vf=None, ent=None):
+    """The PPO loss from its parts; each part given replaces the right one."""
+    new, old, a, values, old_values, returns, entropy, eps, v_eps = args[:9]
+    if adv is None:
+        adv = normalize_advantages(a) if args[11] else a
+    if policy is None:
+        policy = -clipped_surrogate_objective(new, old, adv, eps)
+    if value is None:
+        value = args[9] * value_loss(values, old_values, returns, v_eps)
+    if ent is None:
+        ent = -args[10] * entropy.mean()
+    return policy + value + ent
+
+
+def advantage_mistakes(adv: torch.Tensor, normalize: bool) -> list:
+    """(message, the advantages a typical mistake uses) for the given flag."""
+    if not normalize:
+        return [
+            (
+                "the advantages are normalized although normalize_advantages is "
+                "False: use them as given.",
+                normalize_advantages(adv),
+            )
+        ]
+    centred = adv - adv.mean()
+    mistakes = [
+        ("the advantages are not normalized although normalize_advantages is "
+         "True: Â = (A − mean A) / (std A + 1e-8).", adv),
+        ("the advantages are scaled but not centred: subtract their mean before "
+         "dividing by (std + 1e-8).", adv / (adv.std() + 1e-8)),
+        ("the advantages are centred but not scaled: divide A − mean A by "
+         "(std A + 1e-8).", centred),
+        ("normalize the advantages with the unbiased std (torch.Tensor.std, or "
+         "np.std(..., ddof=1)), not the biased one.",
+         centred / (adv.std(unbiased=False) + 1e-8)),
+        ("divide the centred advantages by their std, not their variance.",
+         centred / (adv.var() + 1e-8)),
+    ]  # fmt: skip
+    if adv.dim() > 1:
+        mistakes.append(
+            (
+                "normalize over ALL elements of the minibatch, not per column "
+                "(per environment): mean and std without a dim argument.",
+                (adv - adv.mean(0)) / (adv.std(0) + 1e-8),
+            )
+        )
+    return mistakes
+
+
+def _policy_mistakes(args: tuple, adv_hat: torch.Tensor) -> list:
+    new, old, adv, eps, vf = args[0], args[1], args[2], args[7], args[9]
+    own = [
+        ("the policy term has the wrong sign: the loss to MINIMIZE is −L^CLIP "
+         "(minimizing it maximizes the clipped objective).",
+         {"policy": clipped_surrogate_objective(new, old, adv_hat, eps)}),
+        ("the ratio is inverted: r = exp(new_log_probs − old_log_probs).",
+         {"policy": -clipped_surrogate_objective(old, new, adv_hat, eps)}),
+        ("the ratio is not clipped: min(r·Â, clip(r, 1 − ε, 1 + ε)·Â).",
+         {"policy": -(torch.exp(new - old) * adv_hat).mean()}),
+        ("the ratio is r = exp(new_log_probs − old_log_probs), not the difference "
+         "of the log-probabilities.",
+         {"policy": -torch.minimum((new - old) * adv_hat,
+                                   (new - old).clamp(1 - eps, 1 + eps) * adv_hat
+                                   ).mean()}),
+        ("vf_coef multiplies the wrong term: it weighs the value loss, not the "
+         "policy term.",
+         {"policy": -vf * clipped_surrogate_objective(new, old, adv_hat, eps),
+          "value": value_loss(*args[3:6], args[8])}),
+    ]  # fmt: skip
+    mistakes = [(message, _loss(args, **parts)) for message, parts in own]
+    mistakes += [
+        (message, _loss(args, adv=wrong)) for message, wrong in advantage_mistakes(
+            adv, args[11])
+    ]  # fmt: skip
+    mistakes += [
+        (f"in the policy term: {message}", _loss(args, policy=-wrong))
+        for message, wrong in clipped_mistakes(new, old, adv_hat, eps)
+    ]
+    return mistakes
+
+
+def _value_and_entropy_mistakes(args: tuple) -> list:
+    values, old_values, returns = args[3:6]
+    eps, v_eps, vf, ent, entropy = args[7], args[8], args[9], args[10], args[6]
+    v_loss = value_loss(values, old_values, returns, v_eps)
+    own = [
+        ("the value loss lacks its ½: value_loss = 0.5 · mean(...).",
+         {"value": 2 * vf * v_loss}),
+        ("the value term has the wrong sign: ADD vf_coef · value_loss (minimizing "
+         "the loss must shrink the value error).", {"value": -vf * v_loss}),
+        ("vf_coef and ent_coef are swapped: vf_coef weighs the value loss, ent_coef "
+         "the entropy.",
+         {"value": ent * v_loss, "ent": -vf * entropy.mean()}),
+        ("the value loss is not weighted: the term is vf_coef · value_loss.",
+         {"value": v_loss}),
+        ("the entropy term has the wrong sign: subtract ent_coef · mean(entropy) "
+         "(a bonus for exploring, not a penalty).", {"ent": ent * entropy.mean()}),
+        ("the entropy is summed; the bonus uses its mean: −ent_coef · "
+         "mean(entropy).", {"ent": -ent * entropy.sum()}),
+        ("the entropy is not weighted: the term is −ent_coef · mean(entropy).",
+         {"ent": -entropy.mean()}),
+        ("the entropy bonus is missing: subtract ent_coef · mean(entropy).",
+         {"ent": 0.0 * entropy.sum()}),
+    ]  # fmt: skip
+    if v_eps is not None:
+        own.insert(
+            1,
+            (
+                "value_clip_eps is given but the value loss is not clipped: use "
+                "value_loss(new_values, old_values, returns, value_clip_eps).",
+                {"value": vf * value_loss(values, old_values, returns, None)},
+            ),
+        )
+        own.append(
+            (
+                "the value loss is clipped with clip_eps; the value clip has its own ε, "
+                "value_clip_eps.",
+                {"value": vf * value_loss(values, old_values, returns, eps)},
+            )
+        )
+    else:
+        own.append((
+            "value_clip_eps is None, so the value loss is not clipped (clip_eps is "
+            "the policy's ε).",
+            {"value": vf * value_loss(values, old_values, returns, eps)}))  # fmt: skip
+    mistakes = [(message, _loss(args, **parts)) for message, parts in own]
+    mistakes += [
+        (f"in the value loss: {message}", _loss(args, value=vf * wrong))
+        for message, wrong in value_mistakes((values, old_values, returns, v_eps))
+    ]
+    return mistakes
+
+
+def loss_mistakes(args: tuple) -> list:
+    """(message, the loss with that typical mistake) for the arguments `args`
+    (computed from them, so gradients flow where they require grad)."""
+    adv_hat = normalize_advantages(args[2]) if args[11] else args[2]
+    return _policy_mistakes(args, adv_hat) + _value_and_entropy_mistakes(args)
+
+
+def _grads(loss: torch.Tensor, inputs: list[torch.Tensor]) -> list[torch.Tensor]:
+    if not loss.requires_grad:
+        return [torch.zeros_like(x) for x in inputs]
+    found = torch.autograd.grad(loss, inputs, allow_unused=True, retain_graph=True)
+    return [
+        torch.zeros_like(x) if g is None else g
+        for g, x in zip(found, inputs, strict=True)
+    ]
+
+
+def _grad_close(got: torch.Tensor | None, expected: torch.Tensor) -> bool:
+    if got is None:
+        return bool((expected == 0).all())
+    return got.shape == expected.shape and close(got, expected)
+
+
+def _why_not_finite(args: tuple, got: torch.Tensor, where: str) -> str:
+    adv = args[2]
+    if args[11] and adv.numel() > 1 and float(adv.std()) == 0.0:
+        return (
+            f"all advantages are equal here, so their std is 0 and your loss is "
+            f"{fmt(got)}: divide by (std + 1e-8), not by std, so that the loss stays "
+            f"finite.\n  while {where}."
+        )
+    return f"your loss is {fmt(got)} (inf or NaN) while {where}. {LOSS_RULE}"
+
+
+def _explain(got, got_grads, expected, expected_grads, double, where) -> str:
+    inputs = [double[i] for i in GRAD_ARGS]
+    variants = [(m, w, _grads(w, inputs)) for m, w in loss_mistakes(double)]
+    details = (
+        f"\n  while {where}:\n  expected loss {fmt(expected)}\n  got      {fmt(got)}"
+    )
+    for message, wrong, grads in variants:  # one mistake explains everything
+        if close(got, wrong) and all(map(_grad_close, got_grads, grads)):
+            return message + details
+    if all(g is None for g in got_grads) and any(g.any() for g in expected_grads):
+        named = diagnose(got, [(m, w) for m, w, _ in variants])
+        if named is None and not close(got, expected):
+            named = f"wrong loss. {LOSS_RULE}"
+        return (f"{named}\n  and " if named else "") + NO_GRAPH + details
+    reasons: list[str] = []
+    for k, name in enumerate(GRAD_ARGS.values()):
+        g, e = got_grads[k], expected_grads[k]
+        if _grad_close(g, e):
+            continue
+        details += f"\n  gradient w.r.t. {name}: expected {fmt(e)}, got "
+        details += "none" if g is None else fmt(g)
+        if g is None or not g.any():
+            reason = DETACHED[name]
+        else:
+            named = (m for m, _, grads in variants if _grad_close(g, grads[k]))
+            reason = next(named, TERM_RULES[name])
+        if reason not in reasons:
+            reasons.append(reason)
+    if not reasons:  # every gradient right, the value not: a constant is off
+        reasons.append(
+            diagnose(got, [(m, w) for m, w, _ in variants])
+            or "the gradients are right but the value is not: the loss is off by a "
+            f"constant. {LOSS_RULE}"
+        )
+    return "\n  and ".join(reasons) + details
+
+
+def compare_loss(fn: Callable, args: tuple, where: str) -> None:
+    """Call fn on args; raise an AssertionError naming what is wrong, if anything."""
+    args = tuple(
+        a.clone().requires_grad_(True) if i in GRAD_ARGS else a
+        for i, a in enumerate(args)
+    )
+    result, copies = call(fn, args, where)
+    got = tensor(result, "the loss", torch.Size([]), where)
+    double = tuple(
+        a.detach().double().requires_grad_(i in GRAD_ARGS)
+        if isinstance(a, torch.Tensor)
+        else a
+        for i, a in enumerate(args)
+    )
+    expected = ppo_loss(*double)
+    if not torch.isfinite(expected):
+        return  # an instructor's case the contract leaves undefined (B = 1 normalized)
+    if not torch.isfinite(got).all():
+        raise AssertionError(_why_not_finite(args, got, where))
+    got_grads = grad_of(got, [copies[i] for i in GRAD_ARGS])
+    expected_grads = _grads(expected, [double[i] for i in GRAD_ARGS])
+    if close(got, expected) and all(map(_grad_close, got_grads, expected_grads)):
+        return
+    raise AssertionError(
+        _explain(got, got_grads, expected, expected_grads, double, where)
+    )
+
+
+def loss_case(shape: tuple[int, ...], gen: torch.Generator, settings: tuple) -> tuple:
+    """Random arguments of one ppo_loss call: ratios inside and outside the clip
+    range, values inside and outside the value clip, advantages neither centred nor
+    of unit scale; `settings` = (clip_eps, value_clip_eps, vf_coef, ent_coef,
+    normalize_advantages)."""
+    new, old = log_prob_pair(shape, gen, spread=0.4)
+    adv = torch.randn(shape, generator=gen) * 1.5 + 0.7
+    values = torch.randn(shape, generator=gen)
+    old_values = values + 0.5 * torch.randn(shape, generator=gen)
+    returns = values + torch.randn(shape, generator=gen)
+    entropy = torch.rand(shape, generator=gen) + 0.2
+    return (new, old, adv, values, old_values, returns, entropy, *settings)
+
+
+@exercise("ppo_loss")
+def check_ppo_loss(fn: Callable, extra_cases: list[dict]) -> int:
+    """Check `ppo_loss(new_log_probs, old_log_probs, advantages, new_values,
+    old_values, returns, entropy, clip_eps, value_clip_eps, vf_coef, ent_coef,
+    normalize_advantages)` (Exercise 6.4): value and gradients on [B], [T, N] and a
+    batch of one, with and without normalization and value clipping, coefficients
+    away from their defaults, and all advantages equal."""
+    gen = generator(604)
+    cases = [
+        loss_case(shape, gen, settings)
+        for shape, settings in [
+            ((12,), (0.2, None, 0.75, 0.01, True)),
+            ((6, 4), (0.3, 0.25, 0.7, 0.02, True)),
+            ((32,), (0.15, 0.2, 1.3, 0.05, False)),
+            ((5, 3), (0.25, None, 0.4, 0.0, False)),
+            ((16,), (0.1, 0.5, 2.0, 0.1, True)),
+            ((1,), (0.2, 0.2, 0.5, 0.01, False)),
+        ]
+    ]
+    equal = list(loss_case((8,), gen, (0.2, None, 0.5, 0.01, True)))
+    equal[2] = torch.full((8,), 1.5)  # std 0: the loss must stay finite
+    cases.append(tuple(equal))
+    cases += [tuple(case[k] for k in LOSS_ARGS) for case in extra_cases]
+    for args in cases:
+        equal_note = ", all advantages equal" if args is cases[6] else ""
+        where = (
+            f"called with shape {list(args[0].shape)}, clip_eps={args[7]}, "
+            f"value_clip_eps={args[8]}, vf_coef={args[9]}, ent_coef={args[10]}, "
+            f"normalize_advantages={args[11]}{equal_note}"
+        )
+        compare_loss(fn, args, where)
+    return len(cases)
+
+
+# ---------------------------------------------------------------------------
+# 6.5 the minibatches of one epoch
+
+
+SAME_GROUPS = (
+    "every epoch puts the same samples together while {where} (fixed blocks whose "
+    "order, or whose inside, is shuffled?): shuffle the indices themselves, one "
+    "torch.randperm(batch_size) cut into pieces, so that each epoch mixes new "
+    "minibatches."
+)
+
+
+def index_pieces(result: object, where: str) -> list[torch.Tensor]:
+    """The student's minibatches, required to be a list of 1-D integer tensors."""
+    if not isinstance(result, list | tuple):
+        raise AssertionError(
+            "minibatch_indices must return a list of 1-D index tensors (one per "
+            f"minibatch), got {type(result).__name__} while {where}."
+        )
+    for piece in result:
+        if not isinstance(piece, torch.Tensor):
+            raise AssertionError(
+                "each minibatch must be a torch tensor of indices, got "
+                f"{type(piece).__name__} while {where} (torch.as_tensor converts "
+                "a NumPy array or a list)."
+            )
+        if piece.dim() != 1 or piece.dtype not in (torch.int64, torch.int32):
+            raise AssertionError(
+                "each minibatch must be a 1-D integer tensor of indices (int64), got "
+                f"shape {list(piece.shape)} and dtype {piece.dtype} while {where}."
+            )
+    return list(result)
+
+
+def check_pieces(pieces: list[torch.Tensor], B: int, M: int, where: str) -> None:
+    """Sizes [M, ..., M, rest] and every index of range(B) exactly once."""
+    sizes = [len(p) for p in pieces]
+    expected = [min(M, B - s) for s in range(0, B, M)]
+    flat = torch.cat(pieces).tolist() if pieces else []
+    outside = [i for i in flat if not 0 <= i < B]
+    if outside:
+        raise AssertionError(
+            f"index {outside[0]} is outside range({B}) while {where}: the indices of "
+            f"a batch of {B} go from 0 to {B - 1}."
+        )
+    if len(set(flat)) < len(flat):
+        twice = next(i for i in flat if flat.count(i) > 1)
+        raise AssertionError(
+            f"index {twice} appears more than once while {where} (drawn with "
+            "replacement?): an epoch uses every sample exactly once; cut ONE random "
+            "permutation (torch.randperm) into pieces."
+        )
+    if sizes == expected and len(flat) == B:
+        return
+    if B % M and sizes == expected[:-1]:
+        raise AssertionError(
+            f"the last, shorter minibatch is missing while {where} (sizes {sizes}, "
+            f"expected {expected}): keep it, every sample is used once per epoch."
+        )
+    if sorted(sizes) == sorted(expected) and len(flat) == B:
+        if B > M and all(p.max() - p.min() == len(p) - 1 for p in pieces):
+            raise AssertionError(SAME_GROUPS.format(where=where))
+        raise AssertionError(
+            f"minibatch sizes {sizes} while {where}: the pieces are cut from the "
+            f"front, so the shorter one comes last: {expected}."
+        )
+    if len(pieces) == min(M, B) and len(pieces) != len(expected):
+        raise AssertionError(
+            f"{len(pieces)} minibatches of sizes {sizes} while {where}: torch.chunk(x, "
+            f"{M}) (like np.array_split) makes {M} pieces; torch.split(x, {M}) makes "
+            f"pieces of {M}."
+        )
+    raise AssertionError(
+        f"minibatch sizes {sizes} while {where}; expected {expected} (consecutive "
+        f"pieces of {M} of one permutation of range({B}), the last one shorter), "
+        "covering every index exactly once."
+    )
+
+
+def _order(fn: Callable, B: int, M: int, gen: torch.Generator, where: str) -> list:
+    pieces = index_pieces(call(fn, (B, M, gen), where)[0], where)
+    check_pieces(pieces, B, M, where)
+    return [p.tolist() for p in pieces]
+
+
+def check_shuffled(fn: Callable, B: int = 24, M: int = 6) -> None:
+    """The order is a shuffle, not range(B) (or its reverse)."""
+    where = f"called with batch_size={B}, minibatch_size={M}"
+    order = sum(_order(fn, B, M, generator(653), where), [])
+    if order in (sorted(order), sorted(order, reverse=True)):
+        raise AssertionError(
+            f"the indices are not shuffled while {where}: draw a random permutation "
+            "with torch.randperm(batch_size, generator=generator)."
+        )
+
+
+def check_generator_use(fn: Callable, B: int = 20, M: int = 6) -> None:
+    """The same generator state gives the same order whatever the global random
+    state; each call (epoch) and each other generator a new one, which groups other
+    samples together."""
+    where = f"called with batch_size={B}, minibatch_size={M}"
+    torch.manual_seed(1)
+    first = _order(fn, B, M, generator(651), where)
+    torch.manual_seed(2)
+    if _order(fn, B, M, generator(651), where) != first:
+        raise AssertionError(
+            f"the same generator state gave two different orders while {where}: your "
+            "function draws from a global random state (torch.randperm without "
+            "generator=, np.random, random.shuffle). Draw from the generator you are "
+            "given: torch.randperm(batch_size, generator=generator)."
+        )
+    gen = generator(651)
+    epochs = [_order(fn, B, M, gen, where) for _ in range(2)]
+    if epochs[0] == epochs[1] or _order(fn, B, M, generator(652), where) == first:
+        raise AssertionError(
+            f"every call gives the same order while {where} (a fixed seed inside, or "
+            "a copy of the generator?): each call is an epoch and needs a new order, "
+            "drawn from the generator you are given (it advances with each draw)."
+        )
+    groups = [sorted(sorted(p) for p in pieces) for pieces in epochs]
+    if groups[0] == groups[1]:
+        raise AssertionError(SAME_GROUPS.format(where=where))
+
+
+@exercise("minibatch_indices")
+def check_minibatch_indices(fn: Callable, extra_cases: list[dict]) -> int:
+    """Check `minibatch_indices(batch_size, minibatch_size, generator)` (Exercise
+    6.5): sizes, every index exactly once, shuffled, reproducible from the
+    generator, independent of the global random state, a new order each call."""
+    cases = [(10, 3), (12, 4), (64, 16), (7, 7), (5, 8), (1, 1), (9, 1)]
+    cases += [(c["batch_size"], c["minibatch_size"]) for c in extra_cases]
+    with torch.random.fork_rng(devices=[]):  # the global seeds set here are put back
+        for i, (B, M) in enumerate(cases):
+            where = f"called with batch_size={B}, minibatch_size={M}"
+            _order(fn, B, M, generator(650 + i), where)
+        check_shuffled(fn)
+        check_generator_use(fn)
+    return len(cases) + 2
