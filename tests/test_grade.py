@@ -482,7 +482,7 @@ def _replayed(check, fn):
     direct = run(recorder)
     buffer = io.BytesIO()
     records = {"format": FORMAT, "version": VERSION, "status": "done",
-               "calls": recorder.calls}  # fmt: skip
+               "import_failures": [], "calls": recorder.calls}  # fmt: skip
     torch.save(records, buffer)
     loaded = validate(torch.load(io.BytesIO(buffer.getvalue()), weights_only=True))
     return direct, run(Replayer(loaded["calls"]))

@@ -384,6 +384,7 @@ def test_without_a_sandbox_a_changed_package_stops_the_run(tmp_path):
     assert "resuming: 1 results kept" in again.stderr, again.stderr[-2000:]
 
 
+@pytest.mark.slow  # four runs of the grader, about 50 s
 def test_a_killed_grader_leaves_its_results_and_a_second_run_asks(tmp_path):
     home = package_copy(tmp_path)
     subs = tmp_path / "subs"
