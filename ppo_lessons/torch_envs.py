@@ -29,6 +29,7 @@ The draws do not reproduce Gymnasium's NumPy streams; the distributions are the 
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 
 import gymnasium as gym
 import numpy as np
@@ -81,11 +82,18 @@ class TorchVectorEnv(gym.vector.VectorEnv):
     metadata = {"autoreset_mode": AutoresetMode.SAME_STEP}
 
     def __init__(
-        self, num_envs: int, seed: int | None = None, device: str | torch.device = "cpu"
+        self,
+        num_envs: int,
+        seed: int | None = None,
+        device: str | torch.device = "cpu",
+        uniform: Callable[[int], torch.Tensor] | None = None,
     ) -> None:
         if not isinstance(num_envs, int) or isinstance(num_envs, bool) or num_envs < 1:
             raise ValueError(f"num_envs must be an integer >= 1, got {num_envs!r}")
         self.num_envs = num_envs
+        # a source of U[0, 1) draws used instead of the generator (see
+        # `make_torch_vector_env`)
+        self.uniform_source = uniform
         # normalise "cuda" to "cuda:0" so the device check in `step` compares equal
         self.device = torch.empty(0, device=device).device
         self.spec = gym.spec(self.ENV_ID)
@@ -239,7 +247,11 @@ class TorchVectorEnv(gym.vector.VectorEnv):
     # ---- the physics, defined by each subclass ------------------------------------
 
     def _uniform(self, low: float, high: float, columns: int) -> torch.Tensor:
-        """(N, columns) drawn uniformly from [low, high) by the env's generator."""
+        """(N, columns) drawn uniformly from [low, high) by the env's generator, or
+        from its `uniform_source` when it has one."""
+        if self.uniform_source is not None:
+            draws = self.uniform_source(columns).to(self.STATE_DTYPE)  # (N, columns)
+            return draws.mul_(high - low).add_(low)
         out = torch.empty(
             self.num_envs, columns, dtype=self.STATE_DTYPE, device=self.device
         )
@@ -542,6 +554,7 @@ def make_torch_vector_env(
     num_envs: int,
     seed: int | None = None,
     device: str | torch.device = "cpu",
+    uniform: Callable[[int], torch.Tensor] | None = None,
 ) -> TorchVectorEnv:
     """N copies of `env_id` stepped as tensor operations on `device`.
 
@@ -551,6 +564,10 @@ def make_torch_vector_env(
         seed: seeds the env's generator (and its action space), so `reset()` with no
             seed is reproducible; None draws a fresh seed.
         device: where the states live and every returned tensor is, e.g. "cuda".
+        uniform: optional source of the initial states' randomness instead of the
+            generator: `uniform(columns)` returns (N, columns) draws from U[0, 1) on
+            `device` (e.g. one random stream per group of envs, as
+            `ppo_lessons.population` uses for its members).
     """
     if env_id not in _ENV_CLASSES:
         raise ValueError(
@@ -558,4 +575,4 @@ def make_torch_vector_env(
             f"choose one of {', '.join(TORCH_ENV_IDS)} "
             "(or use ppo_lessons.envs.make_vector_env for any Gymnasium id)"
         )
-    return _ENV_CLASSES[env_id](num_envs, seed=seed, device=device)
+    return _ENV_CLASSES[env_id](num_envs, seed=seed, device=device, uniform=uniform)

@@ -1,0 +1,289 @@
+"""`train_population`: many PPO agents trained as one batched population.
+
+    from ppo_lessons.population import train_population
+    from ppo_lessons.presets import preset
+
+    result = train_population(
+        preset("CartPole-v1", env_backend="torch"),
+        seeds=range(1, 33),
+        variants={"preset": {}, "no adv norm": {"norm_adv": False}},
+    )
+    [(m.variant, m.seed, m.first_step_solved) for m in result.members]
+
+The loop has `train`'s phases (lesson 07), each for all members at once:
+
+    for update in 1..num_updates:
+        lr = member_learning_rates(...)            # phase 0, each member's schedule
+        collect_rollout(net, envs, buffer, ...)    # 1: lesson 07's own rollout
+        advantages, returns = member_gae(...)      # 2: GAE per member (lesson 04)
+        population_update(...)                     # 3: PPO update per member (03-06)
+        log_members(...)                           # 4: one history row per member
+
+A population of one is `train` with other random numbers: its initial weights are
+exactly `train`'s (the same `ActorCritic` built after `torch.manual_seed(seed)`), but
+its envs, actions and minibatch order come from its own counter-based stream
+(`ppo_lessons.population.random`), not from `torch.Generator`s, so its run matches
+`train`'s statistically (same solve rate and return distribution), not bit for bit.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections import deque
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import gymnasium as gym
+import torch
+
+from ppo_lessons.buffer import RolloutBuffer
+from ppo_lessons.doctor import Finding, diagnose
+from ppo_lessons.envs import resolve_device
+from ppo_lessons.history import HistoryRow
+from ppo_lessons.networks import ActorCritic
+from ppo_lessons.population.envs import PopulationEnvs, make_population_env
+from ppo_lessons.population.members import MemberSpec, check_memory, member_specs
+from ppo_lessons.population.network import PopulationActorCritic, PopulationAdam
+from ppo_lessons.population.random import MemberStreams
+from ppo_lessons.population.update import (
+    MemberSettings,
+    member_batch,
+    member_gae,
+    population_update,
+)
+from ppo_lessons.rollout import collect_rollout
+from ppo_lessons.trainer import SOLVED_WINDOW, make_agent
+from ppo_lessons.trainer_config import PPOConfig
+from ppo_lessons.trainer_display import progress_bar
+from ppo_lessons.update import MINIBATCH_METRICS, explained_variance
+
+__all__ = ["Member", "PopulationResult", "train_population"]
+
+
+@dataclass
+class Member:
+    """One trained member: its variant and seed, its agent and its history."""
+
+    variant: str
+    seed: int
+    config: PPOConfig  # the population's config with the variant's overrides
+    agent: ActorCritic  # an ordinary agent (on the CPU): evaluate, save, doctor
+    history: list[HistoryRow] = field(default_factory=list)
+    first_step_solved: int | None = None  # the member's own env steps
+    seconds_to_solve: float | None = None  # the population's wall clock
+    diagnosis: list[Finding] = field(default_factory=list)
+    recent_returns: deque = field(default_factory=lambda: deque(maxlen=SOLVED_WINDOW))
+
+
+@dataclass
+class PopulationResult:
+    """What `train_population` returns."""
+
+    members: list[Member]
+    config: PPOConfig
+    global_step: int  # env steps of each member
+    wall_seconds: float
+
+    @property
+    def member_steps_per_second(self) -> float:
+        """Env steps of all members together per wall second."""
+        return len(self.members) * self.global_step / max(self.wall_seconds, 1e-9)
+
+    @property
+    def solved(self) -> int:
+        """How many members reached the env's solved threshold while training."""
+        return sum(m.first_step_solved is not None for m in self.members)
+
+
+def build_members(
+    specs: Sequence[MemberSpec], envs: gym.vector.VectorEnv
+) -> list[Member]:
+    """One `ActorCritic` per member, initialized as `train` would (its seed)."""
+    members = []
+    for spec in specs:
+        torch.manual_seed(spec.seed)  # the member's initial weights, as in train
+        agent = make_agent(
+            spec.config, envs.single_observation_space, envs.single_action_space
+        )
+        members.append(Member(spec.variant, spec.seed, spec.config, agent))
+    return members
+
+
+def member_learning_rates(
+    settings: MemberSettings, update: int, num_updates: int
+) -> torch.Tensor:
+    """Phase 0: each member's learning rate, decayed linearly towards 0 where its
+    anneal_lr is on (as `ppo_lessons.trainer.anneal_learning_rate`)."""
+    frac = 1.0 - (update - 1.0) / num_updates
+    lr = settings.learning_rate
+    return torch.where(settings.anneal_lr, frac * lr, lr)
+
+
+def log_members(
+    members: Sequence[Member],
+    envs: PopulationEnvs,
+    numbers: torch.Tensor,
+    lr: torch.Tensor,
+    step: int,
+    update: int,
+    started: float,
+    rollout_steps: int,
+) -> None:
+    """Phase 4: one `HistoryRow` per member from `numbers` (K, 7) (the metrics,
+    epochs, explained variance; one host transfer) and the episodes that ended.
+    `steps_per_second` is each member's steps over the population's update time
+    (from `started`, taken after the host transfer, so a GPU's work is timed)."""
+    values = numbers.cpu().numpy()
+    rates = lr.cpu().tolist()
+    speed = rollout_steps / (time.perf_counter() - started)  # T·N of one member
+    for member, stats, v, rate in zip(
+        members, envs.episode_stats(), values, rates, strict=True
+    ):
+        returns, lengths = stats
+        member.recent_returns.extend(returns.tolist())
+        member.history.append(
+            HistoryRow(
+                step=step,
+                update=update,
+                episodic_return=float(returns.mean()) if len(returns) else math.nan,
+                episodic_length=float(lengths.mean()) if len(lengths) else math.nan,
+                episodes=len(returns),
+                **dict(zip(MINIBATCH_METRICS, map(float, v[:5]), strict=True)),
+                epochs=int(v[5]),
+                explained_variance=float(v[6]),
+                learning_rate=rate,
+                steps_per_second=speed,
+            )
+        )
+
+
+def note_solved(
+    members: Sequence[Member], threshold: float | None, step: int, seconds: float
+) -> None:
+    """Each member's first step with a mean of the last 20 returns >= threshold."""
+    if threshold is None:
+        return
+    for m in members:
+        recent = m.recent_returns
+        full = len(recent) == SOLVED_WINDOW
+        if (
+            m.first_step_solved is None
+            and full
+            and sum(recent) / SOLVED_WINDOW >= threshold
+        ):
+            m.first_step_solved, m.seconds_to_solve = step, seconds
+
+
+def finish_members(
+    members: Sequence[Member], net: PopulationActorCritic, envs: PopulationEnvs
+) -> None:
+    """Copy the trained weights and observation statistics into each member's
+    agent, and let the doctor read its history."""
+    agents = [m.agent for m in members]
+    net.to("cpu").copy_into(agents)
+    for k, member in enumerate(members):
+        if member.agent.obs_rms is not None:
+            stats = envs.obs_statistics(k)
+            member.agent.obs_rms.load_state_dict({n: t.cpu() for n, t in stats.items()})
+        member.diagnosis = diagnose(member.history)
+
+
+def train_population(
+    config: PPOConfig,
+    seeds: Sequence[int],
+    variants: Mapping[str, Mapping[str, Any]] | None = None,
+    *,
+    progress: bool = True,
+) -> PopulationResult:
+    """Train every (variant, seed) pair of `config` as one batched population.
+
+    Args:
+        config: the shared settings (`PPOConfig`, env_backend='torch').
+        seeds: the members' seeds, each once (member k's init, envs, actions and
+            minibatch order depend on its seed alone, never on its neighbours).
+        variants: name -> overrides of per-member fields
+            (`ppo_lessons.population.PER_MEMBER_FIELDS`) and optionally
+            `functions` (lesson functions to swap, `POPULATION_FUNCTIONS`);
+            None: one variant, "config". A variant overriding a shared field
+            (shapes, env, device: `SHARED_FIELDS`) is refused, naming the field.
+        progress: show a progress bar (member steps, and members solved).
+
+    Returns:
+        `PopulationResult`: members in the order variant by variant, seed by seed.
+    """
+    specs = member_specs(config, seeds, variants)  # every check before any work
+    if config.torch_threads:
+        torch.set_num_threads(config.torch_threads)
+    device = resolve_device(config.device)
+    streams = MemberStreams([s.seed for s in specs], device)
+    env = make_population_env(config.env_id, config.num_envs, streams)
+    obs_dim = env.single_observation_space.shape[0]
+    check_memory(config, len(specs), obs_dim, device)
+    members = build_members(specs, env)
+    return run_population(config, members, specs, env, streams, progress)
+
+
+def run_population(
+    config: PPOConfig,
+    members: list[Member],
+    specs: Sequence[MemberSpec],
+    env: gym.vector.VectorEnv,
+    streams: MemberStreams,
+    progress: bool,
+) -> PopulationResult:
+    """The training loop of `train_population` (its phases in the module docstring)."""
+    K, T, N = len(members), config.num_steps, config.num_envs
+    device = streams.device
+    settings = MemberSettings.from_specs(specs, device)
+    net = PopulationActorCritic([m.agent for m in members], N).to(device)
+    adam = PopulationAdam(net, settings.adam_eps)
+    envs = PopulationEnvs(
+        env, K, settings.norm_obs, settings.norm_reward, settings.gamma
+    )
+    buffer = make_population_buffer(config, env, net, K, device)
+    threshold = env.spec.reward_threshold if env.spec else None
+    bar = progress_bar(K * config.total_steps, 0, progress)
+    obs, start, step = envs.reset(), time.perf_counter(), 0
+    try:
+        for update in range(1, config.num_updates + 1):
+            tick = time.perf_counter()
+            lr = member_learning_rates(settings, update, config.num_updates)
+            obs = collect_rollout(net, envs, buffer, obs, streams)
+            step += T * N
+            advantages, returns = member_gae(buffer, settings, N)
+            batch = member_batch(buffer, advantages, returns, K)
+            metrics, epochs = population_update(net, adam, batch, settings, streams, lr)
+            explained = torch.vmap(explained_variance)(batch.values, batch.returns)
+            numbers = torch.cat([metrics, epochs[:, None], explained[:, None]], dim=1)
+            log_members(members, envs, numbers, lr, step, update, tick, T * N)
+            note_solved(members, threshold, step, time.perf_counter() - start)
+            solved = sum(m.first_step_solved is not None for m in members)
+            bar.update(K * T * N)
+            bar.set_postfix(solved=f"{solved}/{K}", refresh=False)
+        wall = time.perf_counter() - start
+    finally:
+        bar.close()
+        envs.close()
+    finish_members(members, net, envs)
+    return PopulationResult(members, config, step, wall)
+
+
+def make_population_buffer(
+    config: PPOConfig,
+    env: gym.vector.VectorEnv,
+    net: PopulationActorCritic,
+    K: int,
+    device: torch.device,
+) -> RolloutBuffer:
+    """The (T, K·N) rollout storage of the population, rows ordered (member, env)."""
+    action_shape = () if net.discrete else (net.action_dim,)
+    return RolloutBuffer(
+        config.num_steps,
+        K * config.num_envs,
+        tuple(env.single_observation_space.shape),
+        action_shape,
+        net.discrete,
+        device,
+    )
