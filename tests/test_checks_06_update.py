@@ -503,11 +503,18 @@ def test_the_minibatch_check_puts_the_global_random_state_back():
 )
 def test_the_grader_replays_the_same_verdict(check, fn):
     """The grader runs the check on the records of the student's calls (plain data,
-    through torch.save), not on the function: same verdict, same message."""
+    through torch.save and its validation), not on the function: same verdict, same
+    message."""
     import io
     from contextlib import redirect_stdout
 
-    from ppo_lessons.grading.records import Recorder, Replayer
+    from ppo_lessons.grading.records import (
+        FORMAT,
+        VERSION,
+        Recorder,
+        Replayer,
+        validate,
+    )
 
     def verdict(f):
         try:
@@ -519,6 +526,8 @@ def test_the_grader_replays_the_same_verdict(check, fn):
     recorder = Recorder(fn)
     direct = verdict(recorder)
     buffer = io.BytesIO()
-    torch.save(recorder.calls, buffer)
-    calls = torch.load(io.BytesIO(buffer.getvalue()), weights_only=True)
-    assert verdict(Replayer(calls)) == direct
+    records = {"format": FORMAT, "version": VERSION, "status": "done",
+               "import_failures": [], "calls": recorder.calls}  # fmt: skip
+    torch.save(records, buffer)
+    loaded = validate(torch.load(io.BytesIO(buffer.getvalue()), weights_only=True))
+    assert verdict(Replayer(loaded["calls"])) == direct
