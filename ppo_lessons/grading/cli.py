@@ -84,6 +84,12 @@ def _parser() -> argparse.ArgumentParser:
         "it cannot run), 'process' (no sandbox), or 'auto' (the sandbox where "
         "bubblewrap runs; default). See docs/INSTRUCTORS.md",
     )
+    _add_run_options(parser)
+    return parser
+
+
+def _add_run_options(parser: argparse.ArgumentParser) -> None:
+    """The options about an earlier run's reports and about the nbgrader export."""
     again = parser.add_mutually_exclusive_group()
     again.add_argument(
         "--resume",
@@ -109,7 +115,6 @@ def _parser() -> argparse.ArgumentParser:
         default=ROOT / "solutions",
         help="solution notebooks for --nbgrader-export (default: solutions/)",
     )
-    return parser
 
 
 def _settings(args: argparse.Namespace) -> Settings:
