@@ -36,7 +36,17 @@ BIN = VENV / ("Scripts" if os.name == "nt" else "bin")
 PYTHON = BIN / ("python.exe" if os.name == "nt" else "python")
 STAMP = VENV / ".course-installed"
 CPU_TORCH = "torch==2.13.0"
-LANDING = "notebooks/index.ipynb"
+LANDING = "notebooks/index.md"  # opened rendered, as "Markdown Preview"
+# JupyterLab reads every overrides.d/*.json of its application settings as defaults
+# (a user's own settings still win); this file is the course's, in its own .venv
+LAB_DEFAULTS_FILE = VENV / "share/jupyter/lab/settings/overrides.d/ppo-lessons.json"
+LAB_DEFAULTS = {
+    # Markdown files (the landing page) open rendered, links clickable, no kernel;
+    # "Open With > Editor" still edits them
+    "@jupyterlab/docmanager-extension:plugin": {
+        "defaultViewers": {"markdown": "Markdown Preview"}
+    }
+}
 
 
 def say(message: str) -> None:
@@ -96,6 +106,15 @@ def setup() -> None:
     run(pip + ["--no-deps", "-e", ROOT])
     STAMP.write_text(digest)
     say("set-up complete")
+
+
+def write_lab_defaults(path: Path = LAB_DEFAULTS_FILE) -> Path:
+    """Write the course's JupyterLab defaults (LAB_DEFAULTS) to `path` if they differ."""
+    text = json.dumps(LAB_DEFAULTS, indent=2) + "\n"
+    if not path.exists() or path.read_text() != text:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text)
+    return path
 
 
 def course_env() -> dict[str, str]:
@@ -223,6 +242,7 @@ def main(argv: list[str]) -> int:
     except subprocess.CalledProcessError as error:
         say(f"set-up failed: {error}")
         return 1
+    write_lab_defaults()
     if command == "lab":
         return lab(extra)
     if command == "test":

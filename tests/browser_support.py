@@ -28,7 +28,7 @@ import nbformat
 ROOT = Path(__file__).resolve().parent.parent
 ARTIFACTS = ROOT / "artifacts" / "browser"  # git-ignored
 README_SCREENSHOT = ROOT / "docs" / "img" / "clipping_explorer.png"
-LANDING = "notebooks/index.ipynb"  # what `python3 scripts/course.py lab` opens
+LANDING = "notebooks/index.md"  # what `python3 scripts/course.py lab` opens
 
 SERVER_START_S = 90  # a cold JupyterLab on a busy machine takes 10-30 s
 RUN_ALL_S = 120  # Run All Cells of one lesson in quick mode, kernel start included
@@ -88,7 +88,8 @@ def free_port() -> int:
 
 
 def copy_course(dest: Path) -> Path:
-    """Copy notebooks/ and solutions/ into `dest`, outputs and widget state removed.
+    """Copy notebooks/ and solutions/ into `dest`, outputs and widget state removed,
+    and the landing page.
 
     A clean copy opens as a student's would before running it: no stored outputs or
     execution counts (so "all cells ran" is visible as every prompt getting a number)
@@ -103,7 +104,18 @@ def copy_course(dest: Path) -> Path:
                     cell.outputs, cell.execution_count = [], None
             nb.metadata.pop("widgets", None)
             nbformat.write(nb, dest / folder / source.name)
+    shutil.copy2(ROOT / LANDING, dest / LANDING)
     return dest
+
+
+def load_course():
+    """scripts/course.py as a module (it is a script, not part of the package)."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("course", ROOT / "scripts/course.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
 def write_lab_config(home: Path) -> dict[str, str]:
@@ -111,7 +123,9 @@ def write_lab_config(home: Path) -> dict[str, str]:
 
     - `labconfig/page_config.json` disables the announcements plugin, whose "get
       notified about Jupyter news?" toast would otherwise cover part of the page;
-    - user settings: no autosave (the copy is never saved), no news fetching.
+    - user settings: no autosave (the copy is never saved), no news fetching;
+    - application settings (`app-settings`, for `--LabApp.app_settings_dir`): the
+      defaults `course.py` writes into the course's .venv (Markdown opens rendered).
     """
     config, settings = home / "config", home / "settings"
     (config / "labconfig").mkdir(parents=True)
@@ -139,6 +153,7 @@ def write_lab_config(home: Path) -> dict[str, str]:
         path.write_text(json.dumps(values))
     for folder in ("data", "runtime", "workspaces"):
         (home / folder).mkdir()
+    load_course().write_lab_defaults(home / "app-settings" / "overrides.d" / "c.json")
     return {
         "JUPYTER_CONFIG_DIR": str(config),
         "JUPYTERLAB_SETTINGS_DIR": str(settings),
@@ -229,6 +244,7 @@ def start_lab(root: Path, home: Path) -> LabServer:
         # no token or password: only for this throwaway server on the loopback
         "--ServerApp.token=", "--ServerApp.password=",
         f"--ServerApp.root_dir={root}",
+        f"--LabApp.app_settings_dir={home / 'app-settings'}",
     ]  # fmt: skip
     if hasattr(os, "geteuid") and os.geteuid() == 0:
         args.append("--allow-root")
@@ -290,6 +306,17 @@ def execute_stored(source: Path, dest: Path) -> nbformat.NotebookNode:
 # --- browser steps -------------------------------------------------------------------
 
 VISIBLE_NOTEBOOK = ".jp-NotebookPanel:not(.lm-mod-hidden)"
+LANDING_VIEW = ".jp-MarkdownViewer .jp-RenderedMarkdown"  # the landing page rendered
+
+
+def open_landing(page, server: LabServer):
+    """Open the landing page at /lab/tree/<LANDING>, as the course's `lab` command
+    does; returns its rendered Markdown (found only if it opens as a preview)."""
+    page.goto(f"{server.url}/lab/tree/{LANDING}", wait_until="domcontentloaded")
+    rendered = page.locator(LANDING_VIEW)
+    rendered.locator("h1").first.wait_for(timeout=90_000)
+    return rendered
+
 
 ALL_CELLS_RAN_JS = """() => {
     const prompts = [...document.querySelectorAll(

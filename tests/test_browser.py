@@ -86,11 +86,11 @@ def page(browser, lab, request):
         context.close()
 
 
-def test_landing_page_links_every_lesson(page, lab):
+def test_landing_page_opens_rendered_without_a_kernel_and_links_every_lesson(page, lab):
     from playwright.sync_api import expect
 
-    bs.Notebook.open(page, lab, "notebooks/index.ipynb")
-    markdown = page.locator(f"{bs.VISIBLE_NOTEBOOK} .jp-RenderedMarkdown")
+    kernels_before = {k["id"] for k in lab.api("/api/kernels")}
+    markdown = bs.open_landing(page, lab)
     assert LESSONS, "no lessons found in solutions/"
     for lesson in LESSONS:
         links = markdown.locator(f'a[href*="{lesson.name}"]')
@@ -104,12 +104,30 @@ def test_landing_page_links_every_lesson(page, lab):
         assert any(f"/solutions/{lesson.name}" in h for h in hrefs), (
             f"the landing page does not link solutions/{lesson.name}: {hrefs}"
         )
+    page.wait_for_timeout(3000)  # time for a kernel or a dirty mark to show up
+    sessions = [s for s in lab.api("/api/sessions") if s.get("path") == bs.LANDING]
+    assert not sessions, f"opening the landing page started a session: {sessions}"
+    kernels = {k["id"] for k in lab.api("/api/kernels")}
+    assert kernels == kernels_before, "opening the landing page started a kernel"
+    expect(page.locator(".jp-FileEditor"), "opened as source text").to_have_count(0)
+    landing_tab = page.locator(".lm-DockPanel-tabBar .lm-TabBar-tab", has_text="index")
+    expect(landing_tab).to_have_count(1)
+    expect(landing_tab, "the landing page is marked unsaved").not_to_have_class(
+        bs.re.compile(r"\bjp-mod-dirty\b")
+    )
     bs.save_screenshot(page, "index")
-    # a link opens the lesson inside JupyterLab, resolved relative to notebooks/
+
+    # each link opens its notebook inside JupyterLab, resolved relative to notebooks/;
+    # a lesson and its solution share a tab label, their tooltips name the folder
     first = LESSONS[0].name
-    markdown.locator(f'a[href*="{first}"]').first.click()
-    expect(page.locator(".lm-TabBar-tabLabel", has_text=first).first).to_be_visible()
-    expect(page.locator(f"{bs.VISIBLE_NOTEBOOK} .jp-Cell").first).to_be_visible()
+    for folder in ("notebooks", "solutions"):
+        landing_tab.click()
+        markdown.locator(f'a[href*="/{folder}/{first}"]').click()
+        tab = page.locator(f'.lm-TabBar-tab[title*="Path: {folder}/{first}"]')
+        expect(tab).to_have_count(1)
+        expect(tab.locator(".lm-TabBar-tabLabel")).to_have_text(first)
+        expect(page.locator(f"{bs.VISIBLE_NOTEBOOK} .jp-Cell").first).to_be_visible()
+    bs.save_screenshot(page, "index_lesson_and_solution_tabs")
 
 
 def test_clipping_explorer_redraws_when_eps_and_sign_change(page, lab):

@@ -6,7 +6,8 @@ saying why); and leave no JupyterLab or kernel behind when it is stopped with Ct
 or SIGTERM.
 
 Bugs these tests catch: the generic Jupyter URL printed instead of the landing page's,
-a URL without its token (a login page), JupyterLab refusing to start as root, a
+a URL without its token (a login page), the course's JupyterLab defaults (Markdown
+opened rendered) not reaching the server it starts, JupyterLab refusing to start as root, a
 `jupyter-lab` (or its kernel) still running after the command was stopped.
 """
 
@@ -66,13 +67,21 @@ def _children(pid: int) -> list:
     return psutil.Process(pid).children(recursive=True)
 
 
-def _start_kernel(url: str) -> None:
-    """A kernel session for the landing page, as opening it in a browser starts."""
+def _api(url: str, path: str) -> object:
+    """GET `path` of the server whose landing-page URL (token included) is `url`."""
     base, token = url.split("/lab/tree/")[0], url.split("token=")[1]
+    with urllib.request.urlopen(f"{base}{path}?token={token}", timeout=30) as reply:
+        return json.load(reply)
+
+
+def _start_kernel(url: str) -> None:
+    """A kernel session for a lesson, as opening it in a browser starts."""
+    base, token = url.split("/lab/tree/")[0], url.split("token=")[1]
+    lesson = "notebooks/00_setup_and_gymnasium.ipynb"
     request = urllib.request.Request(
         f"{base}/api/sessions?token={token}",
         data=json.dumps(
-            {"path": bs.LANDING, "type": "notebook", "kernel": {"name": "python3"}}
+            {"path": lesson, "type": "notebook", "kernel": {"name": "python3"}}
         ).encode(),
         headers={"Content-Type": "application/json"},
         method="POST",
@@ -104,9 +113,13 @@ def test_no_browser_prints_the_landing_url_and_stopping_stops_everything(
         with urllib.request.urlopen(url, timeout=30) as reply:  # the token logs in
             assert reply.status == 200
             assert "JupyterLab" in reply.read().decode(errors="replace")
-        contents = url.replace(f"/lab/tree/{bs.LANDING}", f"/api/contents/{bs.LANDING}")
-        with urllib.request.urlopen(contents, timeout=30) as reply:
-            assert json.load(reply)["type"] == "notebook"
+        assert _api(url, f"/api/contents/{bs.LANDING}")["type"] == "file"
+        # the course's defaults reached this JupyterLab: Markdown opens rendered
+        docmanager = _api(
+            url, "/lab/api/settings/@jupyterlab/docmanager-extension:plugin"
+        )
+        viewers = docmanager["schema"]["properties"]["defaultViewers"]["default"]
+        assert viewers.get("markdown") == "Markdown Preview", viewers
         _start_kernel(url)
         started = _children(command.pid)
         assert any("ipykernel" in " ".join(p.cmdline()) for p in started), started
