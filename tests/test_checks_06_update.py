@@ -300,6 +300,23 @@ MORE_LOSS_MISTAKES = {
         "must be a torch.Tensor",
     ),
     "all in NumPy": (_numpy_everything, "no gradient at all"),
+    "two mistakes in the policy term": (
+        lambda p: (
+            -p["L"](a=p["adv"], r=torch.exp(p["old"] - p["new"]))
+            + p["vf"] * p["V"]()
+            - p["ent"] * p["H"]
+        ),
+        "not normalized although(.|\\n)*and the ratio is inverted",
+    ),  # fmt: skip
+    "two mistakes in the value term": (
+        lambda p: (
+            -p["L"]()
+            + p["vf"] * ((p["values"] - p["returns"]) ** 2).sum()
+            - p["ent"] * p["H"]
+        ),
+        "lacks its ½(.|\\n)*and in the value loss: use the mean over all elements, "
+        "not the sum",
+    ),
     "two mistakes": (
         lambda p: p["L"]() + p["vf"] * p["V"]() - p["ent"] * p["entropy"].sum(),
         "policy term has the wrong sign(.|\n)*and the entropy is summed",

@@ -129,52 +129,80 @@ def advantage_mistakes(adv: torch.Tensor, normalize: bool) -> list:
     return mistakes
 
 
-def _policy_mistakes(args: tuple, adv_hat: torch.Tensor) -> list:
-    new, old, adv, eps, vf = args[0], args[1], args[2], args[7], args[9]
-    own = [
+def policy_shapes(args: tuple, adv_hat: torch.Tensor) -> list:
+    """(message, the policy term −L^CLIP with that mistake) for advantages adv_hat:
+    the mistakes of the ratio, the clip and the sign."""
+    new, old, eps = args[0], args[1], args[7]
+    log_ratio = new - old
+    mistakes = [
         ("the policy term has the wrong sign: the loss to MINIMIZE is −L^CLIP "
          "(minimizing it maximizes the clipped objective).",
-         {"policy": clipped_surrogate_objective(new, old, adv_hat, eps)}),
+         clipped_surrogate_objective(new, old, adv_hat, eps)),
         ("the ratio is inverted: r = exp(new_log_probs − old_log_probs).",
-         {"policy": -clipped_surrogate_objective(old, new, adv_hat, eps)}),
+         -clipped_surrogate_objective(old, new, adv_hat, eps)),
         ("the ratio is not clipped: min(r·Â, clip(r, 1 − ε, 1 + ε)·Â).",
-         {"policy": -(torch.exp(new - old) * adv_hat).mean()}),
+         -(log_ratio.exp() * adv_hat).mean()),
         ("the ratio is r = exp(new_log_probs − old_log_probs), not the difference "
          "of the log-probabilities.",
-         {"policy": -torch.minimum((new - old) * adv_hat,
-                                   (new - old).clamp(1 - eps, 1 + eps) * adv_hat
-                                   ).mean()}),
+         -torch.minimum(log_ratio * adv_hat,
+                        log_ratio.clamp(1 - eps, 1 + eps) * adv_hat).mean()),
+    ]  # fmt: skip
+    return mistakes + [
+        (f"in the policy term: {message}", -wrong)
+        for message, wrong in clipped_mistakes(new, old, adv_hat, eps)
+    ]
+
+
+def value_shapes(args: tuple) -> list:
+    """(message, the value loss with that mistake, before vf_coef)."""
+    values, old_values, returns, eps, v_eps = *args[3:6], args[7], args[8]
+    if v_eps is None:
+        mistakes = [("value_clip_eps is None, so the value loss is not clipped "
+                     "(clip_eps is the policy's ε).", eps)]  # fmt: skip
+    else:
+        mistakes = [
+            ("value_clip_eps is given but the value loss is not clipped: use "
+             "value_loss(new_values, old_values, returns, value_clip_eps).", None),
+            ("the value loss is clipped with clip_eps; the value clip has its own ε, "
+             "value_clip_eps.", eps),
+        ]  # fmt: skip
+    shapes = [(m, value_loss(values, old_values, returns, e)) for m, e in mistakes]
+    return shapes + [
+        (f"in the value loss: {message}", wrong)
+        for message, wrong in value_mistakes((values, old_values, returns, v_eps))
+    ]
+
+
+def value_scales(args: tuple) -> list:
+    """(message, the factor the value loss is multiplied by with that mistake)."""
+    vf = args[9]
+    return [
+        ("the value loss lacks its ½: value_loss = 0.5 · mean(...).", 2 * vf),
+        ("the value term has the wrong sign: ADD vf_coef · value_loss (minimizing "
+         "the loss must shrink the value error).", -vf),
+        ("the value loss is not weighted: the term is vf_coef · value_loss.", 1.0),
+    ]  # fmt: skip
+
+
+def _coefficient_and_entropy_mistakes(args: tuple) -> list:
+    new, old, eps, vf, ent, entropy = (
+        args[0],
+        args[1],
+        args[7],
+        args[9],
+        args[10],
+        args[6],
+    )
+    adv_hat = normalize_advantages(args[2]) if args[11] else args[2]
+    v_loss = value_loss(*args[3:6], args[8])
+    own = [
         ("vf_coef multiplies the wrong term: it weighs the value loss, not the "
          "policy term.",
          {"policy": -vf * clipped_surrogate_objective(new, old, adv_hat, eps),
-          "value": value_loss(*args[3:6], args[8])}),
-    ]  # fmt: skip
-    mistakes = [(message, _loss(args, **parts)) for message, parts in own]
-    mistakes += [
-        (message, _loss(args, adv=wrong)) for message, wrong in advantage_mistakes(
-            adv, args[11])
-    ]  # fmt: skip
-    mistakes += [
-        (f"in the policy term: {message}", _loss(args, policy=-wrong))
-        for message, wrong in clipped_mistakes(new, old, adv_hat, eps)
-    ]
-    return mistakes
-
-
-def _value_and_entropy_mistakes(args: tuple) -> list:
-    values, old_values, returns = args[3:6]
-    eps, v_eps, vf, ent, entropy = args[7], args[8], args[9], args[10], args[6]
-    v_loss = value_loss(values, old_values, returns, v_eps)
-    own = [
-        ("the value loss lacks its ½: value_loss = 0.5 · mean(...).",
-         {"value": 2 * vf * v_loss}),
-        ("the value term has the wrong sign: ADD vf_coef · value_loss (minimizing "
-         "the loss must shrink the value error).", {"value": -vf * v_loss}),
+          "value": v_loss}),
         ("vf_coef and ent_coef are swapped: vf_coef weighs the value loss, ent_coef "
          "the entropy.",
          {"value": ent * v_loss, "ent": -vf * entropy.mean()}),
-        ("the value loss is not weighted: the term is vf_coef · value_loss.",
-         {"value": v_loss}),
         ("the entropy term has the wrong sign: subtract ent_coef · mean(entropy) "
          "(a bonus for exploring, not a penalty).", {"ent": ent * entropy.mean()}),
         ("the entropy is summed; the bonus uses its mean: −ent_coef · "
@@ -184,40 +212,39 @@ def _value_and_entropy_mistakes(args: tuple) -> list:
         ("the entropy bonus is missing: subtract ent_coef · mean(entropy).",
          {"ent": 0.0 * entropy.sum()}),
     ]  # fmt: skip
-    if v_eps is not None:
-        own.insert(
-            1,
-            (
-                "value_clip_eps is given but the value loss is not clipped: use "
-                "value_loss(new_values, old_values, returns, value_clip_eps).",
-                {"value": vf * value_loss(values, old_values, returns, None)},
-            ),
-        )
-        own.append(
-            (
-                "the value loss is clipped with clip_eps; the value clip has its own ε, "
-                "value_clip_eps.",
-                {"value": vf * value_loss(values, old_values, returns, eps)},
-            )
-        )
-    else:
-        own.append((
-            "value_clip_eps is None, so the value loss is not clipped (clip_eps is "
-            "the policy's ε).",
-            {"value": vf * value_loss(values, old_values, returns, eps)}))  # fmt: skip
-    mistakes = [(message, _loss(args, **parts)) for message, parts in own]
-    mistakes += [
-        (f"in the value loss: {message}", _loss(args, value=vf * wrong))
-        for message, wrong in value_mistakes((values, old_values, returns, v_eps))
-    ]
-    return mistakes
+    return [(message, _loss(args, **parts)) for message, parts in own]
 
 
 def loss_mistakes(args: tuple) -> list:
-    """(message, the loss with that typical mistake) for the arguments `args`
+    """(message, the loss with that one typical mistake) for the arguments `args`
     (computed from them, so gradients flow where they require grad)."""
     adv_hat = normalize_advantages(args[2]) if args[11] else args[2]
-    return _policy_mistakes(args, adv_hat) + _value_and_entropy_mistakes(args)
+    v_loss = value_loss(*args[3:6], args[8])
+    mistakes = [(m, _loss(args, policy=p)) for m, p in policy_shapes(args, adv_hat)]
+    mistakes += [
+        (m, _loss(args, adv=a)) for m, a in advantage_mistakes(args[2], args[11])
+    ]
+    mistakes += [(m, _loss(args, value=k * v_loss)) for m, k in value_scales(args)]
+    mistakes += [(m, _loss(args, value=args[9] * v)) for m, v in value_shapes(args)]
+    return mistakes + _coefficient_and_entropy_mistakes(args)
+
+
+def two_mistakes(args: tuple, term: str) -> list:
+    """(messages, the loss) for two mistakes in one term: the advantages and the
+    shape of the policy term, or the factor and the shape of the value loss."""
+    if term == "new_log_probs":
+        return [
+            (f"{m}\n  and {n}", _loss(args, policy=p))
+            for m, a in advantage_mistakes(args[2], args[11])
+            for n, p in policy_shapes(args, a)
+        ]
+    if term == "new_values":
+        return [
+            (f"{m}\n  and {n}", _loss(args, value=k * v))
+            for m, k in value_scales(args)
+            for n, v in value_shapes(args)
+        ]
+    return []
 
 
 def _grads(loss: torch.Tensor, inputs: list[torch.Tensor]) -> list[torch.Tensor]:
@@ -247,6 +274,18 @@ def _why_not_finite(args: tuple, got: torch.Tensor, where: str) -> str:
     return f"your loss is {fmt(got)} (inf or NaN) while {where}. {LOSS_RULE}"
 
 
+def _name_term(grad: torch.Tensor, k: int, variants: list, double: tuple) -> str | None:
+    """The mistake(s) whose gradient w.r.t. the k-th input equals `grad`."""
+    for message, _, grads in variants:
+        if _grad_close(grad, grads[k]):
+            return message
+    inputs = [double[i] for i in GRAD_ARGS]
+    for message, wrong in two_mistakes(double, list(GRAD_ARGS.values())[k]):
+        if _grad_close(grad, _grads(wrong, inputs)[k]):
+            return message
+    return None
+
+
 def _explain(got, got_grads, expected, expected_grads, double, where) -> str:
     inputs = [double[i] for i in GRAD_ARGS]
     variants = [(m, w, _grads(w, inputs)) for m, w in loss_mistakes(double)]
@@ -271,8 +310,7 @@ def _explain(got, got_grads, expected, expected_grads, double, where) -> str:
         if g is None or not g.any():
             reason = DETACHED[name]
         else:
-            named = (m for m, _, grads in variants if _grad_close(g, grads[k]))
-            reason = next(named, TERM_RULES[name])
+            reason = _name_term(g, k, variants, double) or TERM_RULES[name]
         if reason not in reasons:
             reasons.append(reason)
     if not reasons:  # every gradient right, the value not: a constant is off
