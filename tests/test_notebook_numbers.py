@@ -29,17 +29,9 @@ COMMON_CONSTANTS = {"0.99", "0.95", "0.2"}
 # Constants of one lesson: values set in its code or defined by the task, which the
 # prose names but no cell needs to print. Keep each entry explained.
 LESSON_CONSTANTS: dict[str, dict[str, str]] = {
-    "00": {
-        "0.2095": "CartPole's pole-angle bound, 12° in radians",
-        "2.4": "CartPole's cart-position bound",
-        "0.5": "the balancing controller's weight on the angular velocity",
-    },
+    "00": {},
     "01": {},
-    "02": {
-        "1.5": "the explorer's default shift μ = 1.5",
-        "1.41": "√2, the explorer's variance threshold",
-        "0.9": "γ of the small MDP, set in its cell",
-    },
+    "02": {"1.41": "√2, the variance threshold of the importance-weight explorer"},
     "03": {
         "0.1": "the usual range of ε, 0.1 to 0.3",
         "0.3": "the usual range of ε, 0.1 to 0.3",
