@@ -80,7 +80,13 @@ NO_GRAPH = (
 )
 
 
-def _loss(args: tuple, adv=None, policy=None, value=None, vf=None, ent=None):
+def _loss(
+    args: tuple,
+    adv: torch.Tensor | None = None,
+    policy: torch.Tensor | None = None,
+    value: torch.Tensor | None = None,
+    ent: torch.Tensor | None = None,
+) -> torch.Tensor:
     """The PPO loss from its parts; each part given replaces the right one."""
     new, old, a, values, old_values, returns, entropy, eps, v_eps = args[:9]
     if adv is None:
