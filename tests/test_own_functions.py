@@ -23,13 +23,14 @@ from ppo_lessons import checks
 from ppo_lessons.functions import TRAINER_EXERCISES
 from ppo_lessons.presets import preset
 from ppo_lessons.trainer import evaluate, train
+from ppo_lessons.trainer_config import PPOConfig
 
 SOLVED = 475.0  # CartPole-v1's reward threshold
 NOT_LEARNING = 100.0  # a random policy scores about 22
 EVAL_EPISODES = 10
 
 
-def solve_score(config, functions: dict[str, Callable]) -> float:
+def solve_score(config: PPOConfig, functions: dict[str, Callable]) -> float:
     """Mean return of 10 deterministic evaluation episodes after training."""
     result = train(config, functions=functions, progress=False)
     return float(evaluate(result.agent, config.env_id, EVAL_EPISODES).mean())
