@@ -72,6 +72,19 @@ class TrainerFunctions:
     categorical_entropy: Callable = networks.categorical_entropy
     update: update.UpdateFunctions = field(default_factory=update.UpdateFunctions)
     own: tuple[str, ...] = ()  # the names given by the user
+    # given, but not called by the trainer: a given ppo_update takes their place
+    bypassed: tuple[str, ...] = ()
+
+
+# what the package's ppo_update calls, and a student's own ppo_update replaces
+UPDATE_PIECES = (
+    "probability_ratio",
+    "clipped_surrogate_objective",
+    "value_loss",
+    "approx_kl",
+    "ppo_loss",
+    "minibatch_indices",
+)
 
 
 def trainer_functions(functions: Mapping[str, Callable] | None) -> TrainerFunctions:
@@ -111,11 +124,25 @@ def trainer_functions(functions: Mapping[str, Callable] | None) -> TrainerFuncti
         categorical_entropy=pick["categorical_entropy"],
         update=update_fns,
         own=tuple(name for name in TRAINER_EXERCISES if name in functions),
+        bypassed=tuple(
+            name
+            for name in UPDATE_PIECES
+            if name in functions and "ppo_update" in functions
+        ),
     )
 
 
 def describe(functions: TrainerFunctions) -> str:
-    """One line naming the functions a run takes from the user."""
+    """What a run takes from the user: the functions it calls, and those it does not
+    call itself because the user's own ppo_update takes their place (that update
+    calls whatever it was written to call)."""
     if not functions.own:
         return "every function is the package's reference"
-    return f"your functions: {', '.join(functions.own)}; the rest are the references"
+    called = [name for name in functions.own if name not in functions.bypassed]
+    text = f"your functions: {', '.join(called)}; the rest are the references"
+    if functions.bypassed:
+        text += (
+            f". Not called by the trainer, because your ppo_update takes their place "
+            f"(it calls what it imports): {', '.join(functions.bypassed)}"
+        )
+    return text
