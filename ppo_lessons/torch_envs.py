@@ -251,7 +251,9 @@ class TorchVectorEnv(gym.vector.VectorEnv):
         from its `uniform_source` when it has one."""
         if self.uniform_source is not None:
             draws = self.uniform_source(columns).to(self.STATE_DTYPE)  # (N, columns)
-            return draws.mul_(high - low).add_(low)
+            return (
+                draws * (high - low) + low
+            )  # not in place: the draws are the source's
         out = torch.empty(
             self.num_envs, columns, dtype=self.STATE_DTYPE, device=self.device
         )

@@ -12,13 +12,15 @@ from __future__ import annotations
 import dataclasses
 import math
 import os
+from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import torch
 
-from ppo_lessons.torch_envs import TORCH_ENV_IDS
+from ppo_lessons.envs import resolve_device
+from ppo_lessons.torch_envs import TORCH_ENV_IDS, make_torch_vector_env
 from ppo_lessons.trainer_config import PPOConfig
 
 __all__ = [
@@ -83,7 +85,7 @@ def check_seeds(seeds: Sequence[int]) -> list[int]:
     bad = [s for s in seeds if not isinstance(s, int) or isinstance(s, bool) or s < 0]
     if bad:
         raise ValueError(f"seeds must be integers >= 0, got {bad[0]!r} in {seeds}")
-    repeated = sorted({s for s in seeds if seeds.count(s) > 1})
+    repeated = sorted(s for s, n in Counter(seeds).items() if n > 1)
     if repeated:
         raise ValueError(
             f"seeds {repeated} appear more than once in {seeds}; each seed once "
@@ -158,7 +160,8 @@ def member_specs(
     variants: Mapping[str, Mapping[str, Any]] | None,
 ) -> list[MemberSpec]:
     """Every (variant, seed) pair, variant by variant, validated before anything is
-    built. Without `variants`, one variant named "config" (the config as it is)."""
+    built (the memory estimate first). Without `variants`, one variant named
+    "config" (the config as it is)."""
     check_config(config)
     seeds = check_seeds(seeds)
     if variants is None:
@@ -168,6 +171,9 @@ def member_specs(
             f"variants must be a non-empty mapping of names to overrides, got "
             f"{variants!r}"
         )
+    obs_space = make_torch_vector_env(config.env_id, 1).single_observation_space
+    device = resolve_device(config.device)
+    check_memory(config, len(seeds) * len(variants), obs_space.shape[0], device)
     specs = []
     for name, overrides in variants.items():
         check_variant(name, overrides)
@@ -207,7 +213,9 @@ def available_memory(device: torch.device) -> int:
     return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
 
 
-def check_memory(config: PPOConfig, members: int, obs_dim: int, device) -> None:
+def check_memory(
+    config: PPOConfig, members: int, obs_dim: int, device: torch.device
+) -> None:
     """Refuse a population whose estimate exceeds 80% of the free memory."""
     need, free = estimate_memory(config, members, obs_dim), available_memory(device)
     if need > 0.8 * free:

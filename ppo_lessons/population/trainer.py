@@ -44,7 +44,7 @@ from ppo_lessons.envs import resolve_device
 from ppo_lessons.history import HistoryRow
 from ppo_lessons.networks import ActorCritic
 from ppo_lessons.population.envs import PopulationEnvs, make_population_env
-from ppo_lessons.population.members import MemberSpec, check_memory, member_specs
+from ppo_lessons.population.members import MemberSpec, member_specs
 from ppo_lessons.population.network import PopulationActorCritic, PopulationAdam
 from ppo_lessons.population.random import MemberStreams
 from ppo_lessons.population.update import (
@@ -219,8 +219,6 @@ def train_population(
     device = resolve_device(config.device)
     streams = MemberStreams([s.seed for s in specs], device)
     env = make_population_env(config.env_id, config.num_envs, streams)
-    obs_dim = env.single_observation_space.shape[0]
-    check_memory(config, len(specs), obs_dim, device)
     members = build_members(specs, env)
     return run_population(config, members, specs, env, streams, progress)
 
