@@ -13,7 +13,15 @@ are those reported for healthy PPO runs on classic control and MuJoCo (Engstrom 
 2020; Andrychowicz et al., 2021; Huang et al., 2022): approx KL about 0.001-0.03 per
 update, clip fraction about 0.05-0.3, entropy falling slowly, explained variance rising
 towards 1. Four more come from the course's own runs (tests/test_doctor_runs.py; the
-last from longer runs, whose numbers tests/test_doctor.py replays):
+last from longer runs, whose numbers tests/test_doctor.py replays), and a fifth from
+the MuJoCo presets:
+
+- a Gaussian policy's entropy is a sum over action dimensions and falls as its σ
+  shrinks; in healthy runs of the MuJoCo presets (CleanRL's settings; histories
+  replayed by tests/test_presets_doctor.py) it fell 5-7 nats in the first quarter of
+  1M steps (HalfCheetah-v5, 6 dimensions: 8.5 -> 2.7-3.5; Ant-v5, 8: 11.3 -> 4.2-4.8).
+  So the collapse rule counts a drop of 3 nats per action dimension (σ shrunk about
+  20x in each), not 3 nats in all.
 
 - a single update's approx KL above 0.5 is a jump no healthy run makes (their largest:
   about 0.09); a learning rate 100x too high gives 0.1-2 in its first updates and then
@@ -63,7 +71,7 @@ from statistics import median
 
 from ppo_lessons.history import HistoryRow
 
-__all__ = ["PROBLEMS", "Finding", "diagnose"]
+__all__ = ["PROBLEMS", "Finding", "action_dims", "diagnose", "flat_targets"]
 
 PROBLEMS: dict[str, str] = {
     "non_finite": "a loss or metric became NaN or infinite",
@@ -90,6 +98,8 @@ POLICY_LOSS_HIGH = 1.0  # median |policy loss|; normalized advantages: ≤ ~0.1
 TIME_LIMIT_RATIO = 10.0  # value loss with a time-limit cut / without: bug 20-1000x
 FLAT_TARGETS = 1e-3  # value loss / its peak so far below this: the targets barely vary
 EV_LOW = 0.1  # median late explained variance below this: the critic is not learning
+GAUSSIAN_NATS = 0.5 * math.log(2 * math.pi * math.e)  # a unit Gaussian's entropy
+COLLAPSE_DROP = 3.0  # nats per action dimension: σ shrunk e³ ≈ 20x
 
 
 @dataclass(frozen=True)
@@ -217,10 +227,20 @@ def _advantages(history: Sequence[HistoryRow]) -> list[Finding]:
     ]
 
 
+def action_dims(start: float) -> int:
+    """How many action dimensions an entropy of `start` in the first update suggests:
+    a Gaussian policy starts near log σ = 0, whose entropy is ½ ln(2πe) ≈ 1.42 nats
+    per dimension (HalfCheetah: 8.5 for 6 dimensions, Ant: 11.3 for 8). At least 1,
+    so a discrete policy (entropy ≤ ln n) counts as one dimension."""
+    return max(1, round(start / GAUSSIAN_NATS)) if start > 0 else 1
+
+
 def _collapsed(start: float, value: float) -> bool:
     """Has the entropy fallen from `start` to that of a nearly deterministic policy?
-    (Discrete policies: entropy ≥ 0; a Gaussian's can be negative, so the drop counts.)"""
-    return (start > 0 and value < 0.1 * start) or (start - value > 3.0)
+    (Discrete policies: entropy ≥ 0; a Gaussian's can be negative, so the drop counts,
+    per action dimension: σ shrunk ~20x in each.)"""
+    per_dimension = (start - value) / action_dims(start)
+    return (start > 0 and value < 0.1 * start) or per_dimension > COLLAPSE_DROP
 
 
 def _entropy(history: Sequence[HistoryRow]) -> list[Finding]:

@@ -1,4 +1,4 @@
-"""Tuned settings for the classic-control tasks, with where each comes from.
+"""Tuned settings for the classic-control, Box2D and MuJoCo tasks, with their sources.
 
     from ppo_lessons.presets import preset
     config = preset("Pendulum-v1", seed=3)
@@ -9,17 +9,57 @@ num_minibatches = n_envs * n_steps / batch_size, normalize -> norm_obs + norm_re
 a `lin_` learning rate -> anneal_lr). The zoo's Pendulum and MountainCarContinuous
 entries use gSDE, which this trainer does not have; their presets keep the other
 settings and a plain Gaussian policy, so they may need more steps than the zoo's.
+
+Beyond classic control (these need an extra: `pip install -e ".[box2d]"` for
+LunarLander, `".[mujoco]"` for the MuJoCo tasks; `missing_extra(env_id)` says which):
+
+- LunarLander-v3 and LunarLanderContinuous-v3: the zoo's LunarLander-v2 and
+  LunarLanderContinuous-v2 entries (v3 fixed bugs of v2 without changing the task).
+- HalfCheetah-v5, Hopper-v5, Walker2d-v5, Ant-v5: CleanRL's `ppo_continuous_action.py`
+  defaults (Huang et al., 2022, "The 37 Implementation Details of PPO", the nine
+  continuous-control details): one env, 2048 steps per rollout, 32 minibatches,
+  10 epochs, lr 3e-4 annealed, γ 0.99, λ 0.95, value-loss clipping, observation
+  normalization and reward scaling (each clipped to ±10), 1M steps. The same settings
+  for every task, as CleanRL uses them; the zoo's per-task tuned entries differ
+  (larger nets, gSDE or a lower initial σ) and score higher.
 """
 
 from __future__ import annotations
 
+import importlib
 from typing import Any
+
+import gymnasium as gym
 
 from ppo_lessons.trainer_config import PPOConfig
 
-__all__ = ["FAST_PRESETS", "PRESETS", "SOURCES", "THROUGHPUT", "preset"]
+__all__ = [
+    "EXTRAS",
+    "FAST_PRESETS",
+    "PRESETS",
+    "SOURCES",
+    "THROUGHPUT",
+    "missing_extra",
+    "preset",
+]
 
 ZOO = "rl-baselines3-zoo hyperparams/ppo.yml"
+CLEANRL = "CleanRL ppo_continuous_action.py defaults (Huang et al., 2022)"
+
+# CleanRL's continuous-control settings, shared by the MuJoCo presets
+CLEANRL_MUJOCO: dict[str, Any] = dict(
+    num_envs=1, num_steps=2048, num_minibatches=32, update_epochs=10,
+    learning_rate=3e-4, anneal_lr=True, gamma=0.99, gae_lambda=0.95, clip_coef=0.2,
+    clip_vloss=True, ent_coef=0.0, vf_coef=0.5, max_grad_norm=0.5, norm_obs=True,
+    norm_reward=True, total_steps=1_000_000,
+)  # fmt: skip
+
+# the zoo's LunarLander entries: 16 envs x 1024 steps, batch_size 64 -> 256 minibatches
+ZOO_LUNAR: dict[str, Any] = dict(
+    num_envs=16, num_steps=1024, num_minibatches=256, update_epochs=4, gamma=0.999,
+    gae_lambda=0.98, ent_coef=0.01, learning_rate=3e-4, anneal_lr=False,
+    clip_coef=0.2, total_steps=1_000_000,
+)  # fmt: skip
 
 PRESETS: dict[str, dict[str, Any]] = {
     # the trainer's defaults are this entry
@@ -49,6 +89,12 @@ PRESETS: dict[str, dict[str, Any]] = {
         clip_coef=0.1, max_grad_norm=5.0, vf_coef=0.19, init_log_std=-3.29,
         ortho_init=False, norm_obs=True, norm_reward=True, total_steps=20_000,
     ),
+    "LunarLander-v3": dict(ZOO_LUNAR),
+    "LunarLanderContinuous-v3": dict(ZOO_LUNAR, norm_obs=True, norm_reward=True),
+    "HalfCheetah-v5": dict(CLEANRL_MUJOCO),
+    "Hopper-v5": dict(CLEANRL_MUJOCO),
+    "Walker2d-v5": dict(CLEANRL_MUJOCO),
+    "Ant-v5": dict(CLEANRL_MUJOCO),
 }  # fmt: skip
 
 SOURCES: dict[str, str] = {
@@ -57,7 +103,42 @@ SOURCES: dict[str, str] = {
     "MountainCar-v0": ZOO,
     "Pendulum-v1": ZOO + " (without gSDE)",
     "MountainCarContinuous-v0": ZOO + " (without gSDE)",
+    "LunarLander-v3": ZOO + " (LunarLander-v2)",
+    "LunarLanderContinuous-v3": ZOO + " (LunarLanderContinuous-v2)",
+    "HalfCheetah-v5": CLEANRL,
+    "Hopper-v5": CLEANRL,
+    "Walker2d-v5": CLEANRL,
+    "Ant-v5": CLEANRL,
 }
+
+# The optional dependency group of pyproject.toml an env family needs, by the package
+# of its Gymnasium entry point, and the module that group installs.
+EXTRAS: dict[str, tuple[str, str]] = {
+    "gymnasium.envs.box2d": ("box2d", "Box2D"),
+    "gymnasium.envs.mujoco": ("mujoco", "mujoco"),
+}
+
+
+def missing_extra(env_id: str) -> str | None:
+    """The extra to install before `env_id` can be made (`"box2d"`, `"mujoco"`), or
+    None when it needs none or it is installed (tried by importing its module, as
+    `gym.make` would)."""
+    try:
+        entry_point = gym.spec(env_id).entry_point
+    except gym.error.Error:
+        return None  # not registered: PPOConfig's validation says so
+    if not isinstance(entry_point, str):
+        return None
+    for package, (extra, module) in EXTRAS.items():
+        if entry_point.startswith(package + ".") or entry_point.startswith(
+            package + ":"
+        ):
+            try:
+                importlib.import_module(module)
+            except ImportError:
+                return extra
+            return None
+    return None
 
 
 # Settings for the batched tensor envs (`env_backend="torch"`), tuned here for wall

@@ -13,6 +13,9 @@ the field's documentation), plus:
     --summary-json PATH write a JSON summary (returns, speed, time to solve, history)
     --eval-episodes K   deterministic evaluation episodes after training (>= 10)
     --tensorboard DIR   log the metrics to TensorBoard
+    --seeds S1 S2 ...   train these seeds as one batched population
+                        (ppo_lessons.population; env backend torch); the summary
+                        gets one entry per member in "members"
 """
 
 from __future__ import annotations
@@ -29,12 +32,23 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+import gymnasium as gym
+
 from ppo_lessons.checkpoint import load_checkpoint
-from ppo_lessons.presets import FAST_PRESETS, PRESETS, preset
+from ppo_lessons.population import train_population
+from ppo_lessons.population.members import member_specs
+from ppo_lessons.presets import FAST_PRESETS, PRESETS, missing_extra, preset
 from ppo_lessons.trainer import PPOConfig, evaluate, train
 from ppo_lessons.trainer_config import field_help
 
-__all__ = ["build_parser", "config_from_args", "main", "summary"]
+__all__ = [
+    "build_parser",
+    "config_from_args",
+    "main",
+    "population_main",
+    "population_summary",
+    "summary",
+]
 
 
 def _parse_optional_float(text: str) -> float | None:
@@ -99,6 +113,14 @@ def build_parser() -> argparse.ArgumentParser:
     )
     run.add_argument("--tensorboard", type=Path, help="TensorBoard log directory")
     run.add_argument("--no-progress", action="store_true", help="no progress bar")
+    run.add_argument(
+        "--seeds",
+        type=int,
+        nargs="+",
+        metavar="SEED",
+        help="train these seeds at once as one batched population (env backend "
+        "torch; instead of --seed)",
+    )
     return parser  # fmt: skip
 
 
@@ -159,6 +181,85 @@ def summary(result: Any, eval_returns: Sequence[float]) -> dict[str, Any]:
     }
 
 
+def population_summary(
+    result: Any, eval_returns: Sequence[Sequence[float]]
+) -> dict[str, Any]:
+    """The --summary-json object of a population (`--seeds`): the population's
+    time and speed (env steps of all members per second), and one entry per member
+    with its evaluation, time to solve and the doctor's findings."""
+    members = []
+    for member, returns in zip(result.members, eval_returns, strict=True):
+        members.append(
+            {
+                "seed": member.seed,
+                "variant": member.variant,
+                "eval_return_mean": float(sum(returns) / len(returns)),
+                "eval_return_std": float(statistics.pstdev(returns)),
+                "first_step_solved": member.first_step_solved,
+                "seconds_to_solve": member.seconds_to_solve,
+                "diagnosis": [finding.as_dict() for finding in member.diagnosis],
+            }
+        )
+    return {
+        "env_id": result.config.env_id,
+        "config": {k: v for k, v in result.config.to_dict().items() if k != "seed"},
+        "seeds": [m.seed for m in result.members],
+        "total_steps": result.global_step,
+        "wall_seconds": result.wall_seconds,
+        "steps_per_second": result.member_steps_per_second,
+        "eval_episodes": len(eval_returns[0]),
+        "members": members,
+    }
+
+
+def population_main(args: argparse.Namespace, config: PPOConfig) -> int:
+    """`--seeds`: train the seeds as one population, evaluate every member."""
+    refused = [
+        flag
+        for flag, value in (
+            ("--resume", args.resume),
+            ("--save", args.save),
+            ("--tensorboard", args.tensorboard),
+            ("--checkpoint-every", args.checkpoint_every),
+            ("--seed", "seed" in vars(args)),
+        )
+        if value
+    ]
+    if refused:
+        print(
+            f"error: --seeds trains a population, which does not take "
+            f"{', '.join(refused)}; drop it, or train one seed with --seed",
+            file=sys.stderr,
+        )
+        return 2
+    seeds = args.seeds
+    try:
+        member_specs(config, seeds, None)  # every check, before any output
+    except ValueError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    print(
+        f"training {config.env_id} for {config.total_steps} steps, "
+        f"{len(seeds)} seeds as one population"
+    )
+    result = train_population(config, seeds, progress=not args.no_progress)
+    episodes = max(args.eval_episodes, 1)
+    returns = [evaluate(m.agent, config.env_id, episodes) for m in result.members]
+    threshold = gym.spec(config.env_id).reward_threshold
+    good = sum(float(r.mean()) >= threshold for r in returns) if threshold else None
+    print(
+        f"done: {len(seeds)} members x {result.global_step} steps in "
+        f"{result.wall_seconds:.1f} s ({result.member_steps_per_second:.0f} member "
+        f"steps/s); {result.solved} solved while training; evaluation >= "
+        f"{threshold}: {good} of {len(seeds)}"
+    )
+    if args.summary_json is not None:
+        args.summary_json.parent.mkdir(parents=True, exist_ok=True)
+        summary_obj = population_summary(result, [r.tolist() for r in returns])
+        args.summary_json.write_text(json.dumps(summary_obj, indent=1))
+    return 0
+
+
 def _json_number(value: Any) -> Any:
     if isinstance(value, float) and not math.isfinite(value):
         return None
@@ -172,6 +273,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (ValueError, OSError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
+    extra = missing_extra(config.env_id)
+    if extra is not None:
+        print(
+            f"error: {config.env_id} needs the {extra} extra: "
+            f'pip install -e ".[{extra}]" (or pip install "gymnasium[{extra}]")',
+            file=sys.stderr,
+        )
+        return 2
+    if args.seeds is not None:
+        return population_main(args, config)
     print(
         f"training {config.env_id} for {config.total_steps} steps (seed {config.seed})"
     )
