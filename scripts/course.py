@@ -10,6 +10,10 @@ inside the project (ignored by git); running the command again reuses it and ins
 only what changed (requirements.txt or pyproject.toml). Extra arguments after `test`
 go to pytest (e.g. `-k gae`, `-m slow`); after `lab`, to JupyterLab.
 
+COURSE_EXTRAS=box2d,mujoco (either or both) also installs Gymnasium's Box2D and MuJoCo
+envs, which the LunarLander and MuJoCo presets need (the same as
+`pip install -e ".[box2d,mujoco]"`); the course itself does not.
+
 PyTorch: on a machine without an NVIDIA GPU the CPU wheel torch==2.13.0 is installed
 first; with one (or with COURSE_TORCH=cuda), the default PyPI build (CUDA) of the
 range in requirements.txt. COURSE_TORCH=cpu forces the CPU choice. A torch already
@@ -81,6 +85,22 @@ def requirements_digest() -> str:
     return digest.hexdigest()
 
 
+EXTRAS = ("box2d", "mujoco")  # pyproject.toml's optional dependencies
+
+
+def course_extras() -> list[str]:
+    """The extras named in COURSE_EXTRAS (e.g. "box2d,mujoco"), checked."""
+    names = [n.strip() for n in os.environ.get("COURSE_EXTRAS", "").split(",")]
+    names = [n for n in names if n]
+    unknown = [n for n in names if n not in EXTRAS]
+    if unknown:
+        sys.exit(
+            f"COURSE_EXTRAS={os.environ['COURSE_EXTRAS']!r}: unknown extra "
+            f"{', '.join(map(repr, unknown))}; the extras are {', '.join(EXTRAS)}"
+        )
+    return sorted(set(names))
+
+
 def setup() -> None:
     if sys.version_info < (3, 11):  # noqa: UP036 (run by any system python)
         sys.exit(
@@ -96,7 +116,8 @@ def setup() -> None:
         choice = torch_choice()
         say(f"installing PyTorch ({choice} build)")
         run(pip + [CPU_TORCH if choice == "cpu" else "torch>=2.4,<3"])
-    digest = requirements_digest()
+    extras = course_extras()
+    digest = requirements_digest() + "".join(f" +{extra}" for extra in extras)
     if STAMP.exists() and STAMP.read_text() == digest and has_module("ppo_lessons"):
         say("dependencies are up to date")
         return
@@ -104,6 +125,9 @@ def setup() -> None:
     run(pip + ["-r", ROOT / "requirements.txt"])
     say("installing the ppo_lessons package (editable)")
     run(pip + ["--no-deps", "-e", ROOT])
+    if extras:  # the same as pip install -e ".[box2d,mujoco]" without the deps again
+        say(f"installing the extras {', '.join(extras)} (COURSE_EXTRAS)")
+        run(pip + [f"gymnasium[{','.join(extras)}]>=1.0,<2"])
     STAMP.write_text(digest)
     say("set-up complete")
 

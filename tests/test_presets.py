@@ -8,8 +8,10 @@ not installed (`pip install -e ".[box2d,mujoco]"`); the rest run everywhere.
 
 from __future__ import annotations
 
+import importlib.util
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -100,12 +102,15 @@ def test_cli_names_the_missing_extra_in_one_line(env_id, module, extra):
 
 
 @needs_mujoco
-def test_normalized_mujoco_checkpoint_evaluates_as_at_the_end_of_training(tmp_path):
+def test_normalized_mujoco_checkpoint_evaluates_as_at_the_end_of_training(
+    tmp_path, monkeypatch
+):
     """A short HalfCheetah-v5 run of its preset (observation normalization on): the
     checkpoint's agent carries the frozen observation statistics, so its
     deterministic evaluation equals the trained agent's, return for return.
     Catches statistics left out of the checkpoint (the loaded agent would see
     unnormalized observations) and an evaluation that updates them."""
+    monkeypatch.chdir(tmp_path)  # MuJoCo writes MUJOCO_LOG.TXT where it runs
     path = tmp_path / "cheetah.pt"
     config = preset("HalfCheetah-v5", total_steps=4096, seed=5, device="cpu")
     result = train(config, save_path=path, progress=False)
@@ -126,3 +131,29 @@ def test_normalized_mujoco_checkpoint_evaluates_as_at_the_end_of_training(tmp_pa
 def test_presets_cover_the_issue_envs():
     """Every env of the README's presets table has a preset."""
     assert set(LUNAR + MUJOCO) <= set(PRESETS)
+
+
+def course_script():
+    path = Path(__file__).resolve().parent.parent / "scripts" / "course.py"
+    spec = importlib.util.spec_from_file_location("course_script", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_course_extras_reads_the_environment_variable(monkeypatch):
+    course = course_script()
+    monkeypatch.setenv("COURSE_EXTRAS", " mujoco,box2d ")
+    assert course.course_extras() == ["box2d", "mujoco"]
+    monkeypatch.delenv("COURSE_EXTRAS")
+    assert course.course_extras() == []
+
+
+def test_course_extras_refuses_an_unknown_extra_by_name(monkeypatch):
+    """Catches a typo silently installing nothing."""
+    course = course_script()
+    monkeypatch.setenv("COURSE_EXTRAS", "box2d,mujuco")
+    with pytest.raises(SystemExit) as stopped:
+        course.course_extras()
+    message = str(stopped.value)
+    assert "'mujuco'" in message and "box2d, mujoco" in message
