@@ -28,8 +28,8 @@ import torch
 from ppo_lessons import diagnose
 from ppo_lessons.doctor import PROBLEMS, Finding
 from ppo_lessons.gae import compute_gae
-from ppo_lessons.presets import preset
-from ppo_lessons.trainer import PPOConfig, TrainResult, train
+from ppo_lessons.presets import missing_extra, preset
+from ppo_lessons.trainer import PPOConfig, TrainResult, evaluate, train
 
 pytestmark = pytest.mark.filterwarnings("ignore:.*CartPole-v0 is out of date")
 
@@ -250,4 +250,42 @@ def test_healthy_pendulum_is_quiet(seed):
     rule."""
     result = run(pendulum(seed, PENDULUM_STEPS))
     assert pendulum_learned(result), "the run must learn"
+    assert result.diagnosis == []
+
+
+# ------------------------------------------- healthy runs beyond classic control
+
+
+def needs_extra(env_id: str):
+    extra = missing_extra(env_id)
+    return pytest.mark.skipif(
+        extra is not None,
+        reason=f'the {extra} extra is not installed (pip install -e ".[{extra}]")',
+    )
+
+
+@pytest.mark.slow
+@needs_extra("LunarLander-v3")
+def test_healthy_lunar_lander_preset_is_quiet():
+    """LunarLander-v3 with its preset (the zoo's settings), 1M steps, seed 2: it
+    lands (deterministic evaluation >= 200, the env's solved threshold) and the
+    doctor says nothing. About 150 s on one free core."""
+    result = run(preset("LunarLander-v3", seed=2, device="cpu"))
+    assert evaluate(result.agent, "LunarLander-v3", episodes=10).mean() >= 200
+    assert result.diagnosis == []
+
+
+@pytest.mark.slow
+@needs_extra("Hopper-v5")
+def test_healthy_hopper_preset_is_quiet(tmp_path, monkeypatch):
+    """Hopper-v5 with its preset (CleanRL's settings), cut to its first 100 updates
+    (204,800 of 1M steps: a few minutes on one core, a full run about 20): the
+    returns rise and the doctor, which reads a Gaussian policy's falling entropy
+    per action dimension, says nothing."""
+    monkeypatch.chdir(tmp_path)  # MuJoCo writes MUJOCO_LOG.TXT where it runs
+    result = run(preset("Hopper-v5", seed=4, total_steps=204_800, device="cpu"))
+    returns = [r["episodic_return"] for r in result.history]
+    returns = [v for v in returns if math.isfinite(v)]
+    quarter = len(returns) // 4
+    assert sum(returns[-quarter:]) > 2 * sum(returns[:quarter]), "it must learn"
     assert result.diagnosis == []
