@@ -17,9 +17,10 @@ last from longer runs, whose numbers tests/test_doctor.py replays), and a fifth 
 the MuJoCo presets:
 
 - a Gaussian policy's entropy is a sum over action dimensions and falls as its σ
-  shrinks; in healthy runs of the MuJoCo presets (CleanRL's settings; histories
+  shrinks; in runs of the MuJoCo presets that learned (CleanRL's settings; histories
   replayed by tests/test_presets_doctor.py) it fell 5-7 nats in the first quarter of
-  1M steps (HalfCheetah-v5, 6 dimensions: 8.5 -> 2.7-3.5; Ant-v5, 8: 11.3 -> 4.2-4.8).
+  1M steps (by step 250k; HalfCheetah-v5, 6 dimensions: 8.5 -> 2.7-3.5; Ant-v5, 8:
+  11.3 -> 4.2-4.8).
   So the collapse rule counts a drop of 3 nats per action dimension (σ shrunk about
   20x in each), not 3 nats in all.
 
