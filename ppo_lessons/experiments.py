@@ -1,5 +1,5 @@
 """Lesson 08 (`08_implementation_details.ipynb`): experiments over seeds, and the
-seed document's flaws as pluggable pieces.
+flaws of a typical tutorial implementation as pluggable pieces.
 
 One PPO run says little: two seeds of the same config can differ more than two
 configs do. This module runs a config over several seeds with the course's trainer,
@@ -13,7 +13,8 @@ noise (Welch's t-interval of the difference of means):
     print(results_table(groups, baseline="baseline"))
     plot_variants(groups, title="Pendulum-v1: observation normalization")
 
-The seed document's flaws, reproduced with the trainer's pluggable pieces:
+A typical tutorial implementation's flaws, reproduced with the trainer's pluggable
+pieces:
 
     compute_gae_truncation_as_termination   the old Gym `done`: a time-limit cut is
                                             treated as a terminal state
@@ -439,7 +440,7 @@ def plot_diagnostics(runs: Mapping[str, Sequence[HistoryRow]], title: str) -> Fi
     return fig
 
 
-# ---------------------------------------------------------------- the seed's flaws
+# ---------------------------------------------------------------- a tutorial's flaws
 
 
 def compute_gae_truncation_as_termination(
@@ -451,8 +452,8 @@ def compute_gae_truncation_as_termination(
     gamma: float,
     lam: float,
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """GAE with the old Gym API's single `done = terminated or truncated`, as the seed
-    document computes it: δ_t = r_t + γ (1 − done_t) V(s_{t+1}) − V(s_t). A time-limit
+    """GAE with the old Gym API's single `done = terminated or truncated`, as a typical
+    tutorial implementation computes it: δ_t = r_t + γ (1 − done_t) V(s_{t+1}) − V(s_t). A time-limit
     cut then looks like a terminal state worth 0 afterwards (the flaw Pardo et al.,
     2018, measure). Same signature and shapes as `ppo_lessons.gae.compute_gae`."""
     done = terminated.bool() | truncated.bool()
@@ -467,7 +468,7 @@ def probability_ratio_objective(
     advantages: torch.Tensor,
     clip_eps: float,
 ) -> torch.Tensor:
-    """L^CLIP with the seed document's ratio of probabilities,
+    """L^CLIP with a typical tutorial's ratio of probabilities,
     r = exp(log π_new) / exp(log π_old), instead of exp(log π_new − log π_old).
     Equal in exact arithmetic; in float32, exp underflows to 0 below a log-density
     of about −103 and overflows to inf above about 88.7, and then r is 0, inf or nan.
@@ -552,7 +553,7 @@ def train_critic_first(
         advantages_from="collected": from the values stored at collection (correct:
             fitting the critic does not change the advantages), or
         advantages_from="updated": from the critic just fitted to this very batch
-            (the seed's flaw: V already knows the returns it is subtracted from, so
+            (a typical tutorial's flaw: V already knows the returns it is subtracted from, so
             the advantages shrink towards 0 and lose their signal; Schulman et al.,
             2016, Algorithm 1, warn against it).
 
