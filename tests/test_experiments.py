@@ -1,5 +1,5 @@
 """Lesson 08's experiment machinery: records, statistics over seeds, figures, and the
-seed document's flaws as pluggable pieces. Each test names the bug it catches."""
+a typical tutorial implementation's flaws as pluggable pieces. Each test names the bug it catches."""
 
 from __future__ import annotations
 

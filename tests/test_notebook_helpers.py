@@ -34,7 +34,7 @@ def compute_gae(rewards, values, next_values, terminated, truncated, gamma, lam)
         advantages[t] = running
     return advantages, advantages + values
 """
-# the seed code's flaw: a time-limit truncation treated as a termination
+# a typical tutorial's flaw: a time-limit truncation treated as a termination
 TRUNCATION_BUG = LOOP_GAE.replace(
     "1.0 - terminated.to(rewards.dtype)",
     "1.0 - (terminated.bool() | truncated.bool()).to(rewards.dtype)",
