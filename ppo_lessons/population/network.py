@@ -9,11 +9,12 @@ dominates a small network is paid once for the population. The weights are those
 K ordinary `ActorCritic`s (built by the lessons' code, so each member's init is what
 `train` would give it) stacked, and copied back into them after training.
 
-All parameters live in one flat tensor (`ppo_lessons.speed.flatten_parameters`);
-`owner[i]` is the member that element i belongs to. Adam is elementwise, so one Adam
-over the flat tensor, with each member's learning rate, ε and step count gathered by
-`owner`, updates every member exactly as its own Adam would; the gradient norm is
-taken per member (`clip_member_gradients`), never over the whole population.
+All parameters live in one (K, P) tensor, row k member k's P parameters
+(`member_flat_parameters`, the idea of `ppo_lessons.speed.flatten_parameters` with
+a member axis). Adam is elementwise, so one Adam over it, with each member's
+learning rate, ε and step count as (K, 1) columns, updates every member exactly as
+its own Adam would; the gradient norm is taken per row (`clip_member_gradients`),
+never over the whole population.
 """
 
 from __future__ import annotations
@@ -31,9 +32,13 @@ from ppo_lessons.networks import (
     gaussian_log_prob,
 )
 from ppo_lessons.population.random import MemberStreams
-from ppo_lessons.speed import flatten_parameters
 
-__all__ = ["PopulationActorCritic", "PopulationAdam", "clip_member_gradients"]
+__all__ = [
+    "PopulationActorCritic",
+    "PopulationAdam",
+    "clip_member_gradients",
+    "member_flat_parameters",
+]
 
 
 def linear_layers(mlp: nn.Module) -> list[nn.Linear]:
@@ -150,6 +155,30 @@ class PopulationActorCritic(nn.Module):
                 agent.log_std.copy_(self.log_std[k])
 
 
+def member_flat_parameters(module: nn.Module) -> torch.Tensor:
+    """Put the (K, ...) parameters of `module` and their gradients into one (K, P)
+    tensor each, row k holding member k's; returns it (its `.grad` the gradients).
+
+    Every parameter becomes a view of its columns (its `.grad` a view of the same
+    columns of the flat gradient, which backward adds into in place), so one
+    elementwise operation on the flat tensor touches every parameter, and a row
+    reduction gives a member's gradient norm. The values do not change.
+    """
+    params = [p for p in module.parameters() if p.requires_grad]
+    K = params[0].shape[0]
+    with torch.no_grad():
+        flat = torch.cat([p.reshape(K, -1) for p in params], dim=1)  # (K, P)
+    flat_grad = torch.zeros_like(flat)
+    start = 0
+    for p in params:
+        end = start + p[0].numel()
+        p.data = flat[:, start:end].view(p.shape)
+        p.grad = flat_grad[:, start:end].view(p.shape)
+        start = end
+    flat.grad = flat_grad
+    return flat
+
+
 class PopulationAdam:
     """Adam (Kingma & Ba, 2015, in PyTorch's form) over the flat parameters of all
     members, elementwise, with per-member learning rate and ε:
@@ -168,17 +197,11 @@ class PopulationAdam:
         betas: tuple[float, float] = (0.9, 0.999),
     ) -> None:
         K = net.num_members
-        self.flat = flatten_parameters(net)  # all parameters; .grad the gradient
-        self.owner = torch.cat(
-            [
-                torch.arange(K, device=p.device).repeat_interleave(p[0].numel())
-                for p in net.parameters()
-            ]
-        )  # (P,) the member of every element; parameters are (K, ...) member-major
+        self.flat = member_flat_parameters(net)  # (K, P); .grad the gradients
         self.m = torch.zeros_like(self.flat)
         self.v = torch.zeros_like(self.flat)
         self.steps = torch.zeros(K, device=self.flat.device)  # (K,) t_k
-        self.eps, self.betas = eps, betas  # eps (K,)
+        self.eps, self.betas = eps[:, None], betas  # eps (K, 1)
 
     def zero_grad(self) -> None:
         self.flat.grad.zero_()
@@ -188,15 +211,15 @@ class PopulationAdam:
         """One Adam step of every active member; `lr` (K,) its learning rates."""
         beta1, beta2 = self.betas
         on = active.to(self.flat.dtype)  # (K,)
-        g = self.flat.grad
+        g = self.flat.grad  # (K, P)
         self.steps += on
-        self.m.lerp_(g, ((1.0 - beta1) * on)[self.owner])
-        self.v.lerp_(g * g, ((1.0 - beta2) * on)[self.owner])
+        self.m.lerp_(g, ((1.0 - beta1) * on)[:, None])
+        self.v.lerp_(g * g, ((1.0 - beta2) * on)[:, None])
         t = self.steps.clamp(min=1.0)
         step_size = on * lr / (1.0 - beta1**t)  # (K,) 0 for an inactive member
         sqrt_bc2 = torch.sqrt(1.0 - beta2**t)
-        denom = self.v.sqrt() / sqrt_bc2[self.owner] + self.eps[self.owner]
-        self.flat.sub_(step_size[self.owner] * self.m / denom)
+        denom = (self.v.sqrt() / sqrt_bc2[:, None]).add_(self.eps)
+        self.flat.sub_(step_size[:, None] * self.m / denom)
 
 
 @torch.no_grad()
@@ -204,9 +227,8 @@ def clip_member_gradients(adam: PopulationAdam, max_norm: torch.Tensor) -> torch
     """Scale each member's gradient to norm at most `max_norm` (K,) (inf: no
     clipping), with `clip_grad_norm_`'s formula, max_norm / (norm + 1e-6) capped at
     1, applied per member. Returns the norms (K,) before clipping."""
-    g = adam.flat.grad
-    squares = torch.zeros_like(max_norm).index_add_(0, adam.owner, g * g)
-    norms = squares.sqrt()
+    g = adam.flat.grad  # (K, P)
+    norms = torch.linalg.vector_norm(g, dim=1)
     scale = (max_norm / (norms + 1e-6)).clamp(max=1.0)
-    g.mul_(scale[adam.owner])
+    g.mul_(scale[:, None])
     return norms

@@ -27,6 +27,7 @@ for this: the stop is a mask on the device.
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Callable, Hashable, Sequence
 from dataclasses import dataclass
 
@@ -63,6 +64,7 @@ __all__ = [
 ]
 
 INF = float("inf")
+LAYOUT_WARNING = "grad and param do not obey the gradient layout contract"
 
 
 @dataclass(frozen=True)
@@ -284,7 +286,11 @@ def population_update(
         for mb in minibatches:
             loss, metrics = member_losses(net, mb, settings, measure)
             adam.zero_grad()
-            loss.backward()
+            with warnings.catch_warnings():
+                # the (K, 1, 1) bias of the value heads is a strided view of the
+                # flat gradient, on purpose (network.member_flat_parameters)
+                warnings.filterwarnings("ignore", message=LAYOUT_WARNING)
+                loss.backward()
             clip_member_gradients(adam, settings.max_grad_norm)
             adam.step(lr, active)
             if measure:
