@@ -51,10 +51,6 @@ LESSON_CONSTANTS: dict[str, dict[str, str]] = {
     },
 }
 
-# Lessons whose prose other changes are rewriting while this test is introduced: the
-# test reports their stale numbers without failing. Remove a lesson once its text
-# is re-checked.
-PENDING = {"07", "08"}
 
 FENCED_CODE = re.compile(r"```.*?```", re.DOTALL)
 INLINE_CODE = re.compile(r"`[^`]*`")
@@ -205,10 +201,6 @@ def test_every_number_in_the_prose_is_printed_by_an_output(solution):
         f"cell {i}: {number} is printed by no output (…{context}…)"
         for i, number, context in stale
     )
-    if key in PENDING:
-        if stale:
-            pytest.xfail(f"lesson {key} prose under revision:\n{message}")
-        return
     assert not stale, (
         f"{solution.name}: numbers in the text that no stored output prints "
         f"(re-check the prose against the outputs, or name a constant):\n{message}"
