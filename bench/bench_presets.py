@@ -106,7 +106,9 @@ def run_one(
             )
             agent, history = result.agent, result.history
             steps, wall = result.global_step, result.wall_seconds
+            finished = True
         except OutOfTime:
+            finished = False
             state = load_checkpoint(checkpoint)
             agent, history = load_agent(checkpoint), state["history"]
             steps, wall = state["global_step"], state["elapsed"]
@@ -117,7 +119,7 @@ def run_one(
         "seed": seed,
         "total_steps": config.total_steps,
         "steps": steps,
-        "finished": steps >= config.total_steps,
+        "finished": finished,  # False: stopped by the time budget
         "wall_seconds": round(wall, 1),
         "steps_per_second": round(steps / max(wall, 1e-9)),
         "eval_mean": float(returns.mean()),
