@@ -1,4 +1,8 @@
-"""The PPO doctor on recorded runs of the MuJoCo presets: healthy runs get no finding.
+"""The PPO doctor on recorded runs of the LunarLander and MuJoCo presets: healthy
+runs get no finding.
+
+tests/data/lunar_preset_histories.json: three full LunarLander-v3 runs of its preset
+(seeds 1, 2, 4; deterministic evaluation 245.7-253.9).
 
 tests/data/mujoco_preset_histories.json holds the per-update metrics of
 bench/bench_presets.py runs of HalfCheetah-v5, Hopper-v5 and Walker2d-v5 (seeds 1-3,
@@ -21,9 +25,10 @@ import pytest
 
 from ppo_lessons.doctor import COLLAPSE_DROP, action_dims, diagnose
 
-DATA = Path(__file__).parent / "data" / "mujoco_preset_histories.json"
-RUNS = json.loads(DATA.read_text())["runs"]
+DATA = Path(__file__).parent / "data"
+RUNS = json.loads((DATA / "mujoco_preset_histories.json").read_text())["runs"]
 HEALTHY = [run for run in RUNS if run["env_id"] != "Ant-v5"]
+LUNAR = json.loads((DATA / "lunar_preset_histories.json").read_text())["runs"]
 
 
 def history(run: dict) -> list[dict]:
@@ -38,6 +43,14 @@ def history(run: dict) -> list[dict]:
     "run", HEALTHY, ids=lambda run: f"{run['env_id']}-seed{run['seed']}"
 )
 def test_healthy_mujoco_run_is_quiet(run):
+    assert diagnose(history(run)) == []
+
+
+@pytest.mark.parametrize(
+    "run", LUNAR, ids=lambda run: f"LunarLander-v3-seed{run['seed']}"
+)
+def test_healthy_lunar_lander_run_is_quiet(run):
+    assert run["eval_mean"] >= 200  # it learned
     assert diagnose(history(run)) == []
 
 
