@@ -14,14 +14,15 @@ Beyond classic control (these need an extra: `pip install -e ".[box2d]"` for
 LunarLander, `".[mujoco]"` for the MuJoCo tasks; `missing_extra(env_id)` says which):
 
 - LunarLander-v3 and LunarLanderContinuous-v3: the zoo's LunarLander-v2 and
-  LunarLanderContinuous-v2 entries (v3 fixed bugs of v2 without changing the task).
+  LunarLanderContinuous-v2 entries (Gymnasium 1.0's v3 fixes bugs of v2; the task is
+  the same).
 - HalfCheetah-v5, Hopper-v5, Walker2d-v5, Ant-v5: CleanRL's `ppo_continuous_action.py`
   defaults (Huang et al., 2022, "The 37 Implementation Details of PPO", the nine
   continuous-control details): one env, 2048 steps per rollout, 32 minibatches,
   10 epochs, lr 3e-4 annealed, γ 0.99, λ 0.95, value-loss clipping, observation
   normalization and reward scaling (each clipped to ±10), 1M steps. The same settings
-  for every task, as CleanRL uses them; the zoo's per-task tuned entries differ
-  (larger nets, gSDE or a lower initial σ) and score higher.
+  for every task, as CleanRL uses them; the zoo has per-task tuned entries instead
+  (its benchmark.md figures for Ant come from those).
 """
 
 from __future__ import annotations
