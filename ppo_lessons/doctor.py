@@ -72,7 +72,14 @@ from statistics import median
 
 from ppo_lessons.history import HistoryRow
 
-__all__ = ["PROBLEMS", "Finding", "action_dims", "diagnose", "flat_targets"]
+__all__ = [
+    "PROBLEMS",
+    "Finding",
+    "action_dims",
+    "collapsed_in_first_update",
+    "diagnose",
+    "flat_targets",
+]
 
 PROBLEMS: dict[str, str] = {
     "non_finite": "a loss or metric became NaN or infinite",
@@ -101,6 +108,8 @@ FLAT_TARGETS = 1e-3  # value loss / its peak so far below this: the targets bare
 EV_LOW = 0.1  # median late explained variance below this: the critic is not learning
 GAUSSIAN_NATS = 0.5 * math.log(2 * math.pi * math.e)  # a unit Gaussian's entropy
 COLLAPSE_DROP = 3.0  # nats per action dimension: σ shrunk e³ ≈ 20x
+# below this a policy is nearly deterministic (two actions at 99:1 have 0.056 nats)
+COLLAPSED_NATS = 0.05
 
 
 @dataclass(frozen=True)
@@ -244,6 +253,20 @@ def _collapsed(start: float, value: float) -> bool:
     return (start > 0 and value < 0.1 * start) or per_dimension > COLLAPSE_DROP
 
 
+def collapsed_in_first_update(history: Sequence[HistoryRow]) -> bool:
+    """Did the first update already leave a nearly deterministic policy, by a jump
+    (approx KL above KL_JUMP)? Then the first entropy the doctor reads is the collapsed
+    one, and no fall from it can show. (A learning rate 1,000x too high does this on
+    CartPole within the first update's 20 epochs.)"""
+    first = history[0] if history else None
+    return (
+        first is not None
+        and math.isfinite(first["entropy"])
+        and 0.0 <= first["entropy"] < COLLAPSED_NATS
+        and first["approx_kl"] > KL_JUMP
+    )
+
+
 def _entropy(history: Sequence[HistoryRow]) -> list[Finding]:
     entropy = _series(history, "entropy")
     if len(entropy) < 8:
@@ -252,7 +275,19 @@ def _entropy(history: Sequence[HistoryRow]) -> list[Finding]:
     early = entropy[: max(2, len(entropy) // 4)]
     findings = []
     collapsed = [u for u, v in early if _collapsed(start, v)]
-    if collapsed:
+    if collapsed_in_first_update(history):
+        findings.append(
+            Finding(
+                "entropy_collapse",
+                "entropy",
+                entropy[0][0],
+                f"entropy was already {start:.3f} after the first update, whose approx "
+                f"KL was {history[0]['approx_kl']:.2f}: that update threw the policy to "
+                "a nearly deterministic one before it learned anything. Lower the "
+                "learning rate (or the epochs per update), or set target_kl.",
+            )  # fmt: skip
+        )
+    elif collapsed:
         findings.append(
             Finding(
                 "entropy_collapse",
@@ -266,7 +301,7 @@ def _entropy(history: Sequence[HistoryRow]) -> list[Finding]:
         )
     returns = [v for _, v in _series(history, "episodic_return") if math.isfinite(v)]
     late = [v for _, v in entropy[-max(2, len(entropy) // 4) :]]
-    stuck = start > 0 and min(late) > 0.95 * start
+    stuck = start > COLLAPSED_NATS and min(late) > 0.95 * start
     if stuck and len(returns) >= 8 and not _improved(returns):
         findings.append(
             Finding(
@@ -386,7 +421,9 @@ def _policy_not_moving(history: Sequence[HistoryRow]) -> list[Finding]:
     if len(kl) < 8 or len(returns) < 8:
         return []
     entropy = [v for _, v in _series(history, "entropy")]
-    if entropy and _collapsed(entropy[0], median(entropy[len(entropy) // 2 :])):
+    if collapsed_in_first_update(history) or (
+        entropy and _collapsed(entropy[0], median(entropy[len(entropy) // 2 :]))
+    ):
         # a (nearly) deterministic policy barely moves: the collapse is the cause,
         # and "raise the learning rate" would be the wrong advice
         return []
