@@ -2,7 +2,8 @@
 runs get no finding.
 
 tests/data/lunar_preset_histories.json: three full LunarLander-v3 runs of its preset
-(seeds 1, 2, 4; deterministic evaluation 245.7-253.9).
+(seeds 1, 2, 4; deterministic evaluation 245.7-253.9) and three of
+LunarLanderContinuous-v3 (seeds 1-3; 274.5-279.4).
 
 tests/data/mujoco_preset_histories.json holds the per-update metrics of
 bench/bench_presets.py runs of HalfCheetah-v5, Hopper-v5 and Walker2d-v5 (seeds 1-3,
@@ -47,7 +48,7 @@ def test_healthy_mujoco_run_is_quiet(run):
 
 
 @pytest.mark.parametrize(
-    "run", LUNAR, ids=lambda run: f"LunarLander-v3-seed{run['seed']}"
+    "run", LUNAR, ids=lambda run: f"{run['env_id']}-seed{run['seed']}"
 )
 def test_healthy_lunar_lander_run_is_quiet(run):
     assert run["eval_mean"] >= 200  # it learned
