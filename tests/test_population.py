@@ -7,6 +7,7 @@ The oracles are the single-agent pieces: `ppo_loss_terms`, `clip_grad_norm_`,
 from __future__ import annotations
 
 import copy
+import dataclasses
 import math
 
 import pytest
@@ -16,7 +17,7 @@ from ppo_lessons.buffer import Batch, RolloutBuffer
 from ppo_lessons.doctor import diagnose
 from ppo_lessons.gae import compute_gae
 from ppo_lessons.networks import ActorCritic
-from ppo_lessons.population import train_population
+from ppo_lessons.population import PER_MEMBER_FIELDS, SHARED_FIELDS, train_population
 from ppo_lessons.population.members import estimate_memory, member_specs
 from ppo_lessons.population.network import (
     PopulationActorCritic,
@@ -283,6 +284,38 @@ def test_box_actions_train_per_member():
     a, b = (m.agent.log_std.detach() for m in result.members)
     assert float(a.mean()) > -1.0 > float(b.mean())
     assert math.isfinite(result.members[0].history[-1]["policy_loss"])
+
+
+def test_lesson_08s_flaws_are_variants_of_one_population():
+    """The typical tutorial's GAE (truncation as termination) and ratio of
+    probabilities, swapped in per variant, beside the lessons' functions."""
+    from ppo_lessons.experiments import (
+        compute_gae_truncation_as_termination,
+        probability_ratio_objective,
+    )
+
+    variants = {
+        "course": {},
+        "done": {"functions": {"compute_gae": compute_gae_truncation_as_termination}},
+        "ratio": {"functions": {"clipped_surrogate_objective": probability_ratio_objective}},
+    }  # fmt: skip
+    specs = member_specs(tiny(), [1, 2], variants)
+    settings = MemberSettings.from_specs(specs, torch.device("cpu"))
+    assert len(settings.gae_groups) == 2 and len(settings.loss_groups) == 2
+    result = train_population(tiny(), [1, 2], variants, progress=False)
+    rows = {(m.variant, m.seed): m.history[-1] for m in result.members}
+    assert all(math.isfinite(row["policy_loss"]) for row in rows.values())
+    # same seed, same first rollout: the ratio variant differs only in its update
+    first = {(m.variant, m.seed): m.history[0] for m in result.members}
+    ratio, course = first["ratio", 1], first["course", 1]
+    assert ratio["episodes"] == course["episodes"]
+    assert ratio["explained_variance"] == pytest.approx(course["explained_variance"])
+
+
+def test_every_config_field_is_per_member_or_shared():
+    names = {f.name for f in dataclasses.fields(PPOConfig)}
+    assert set(PER_MEMBER_FIELDS) | set(SHARED_FIELDS) == names
+    assert not set(PER_MEMBER_FIELDS) & set(SHARED_FIELDS)
 
 
 # ---------------------------------------------------------------- bad input
