@@ -258,10 +258,12 @@ def test_gae_groups_each_use_their_own_gamma_lambda_and_function():
 # ---------------------------------------------------------------- results
 
 
-def test_members_are_ordinary_agents_with_histories():
+@pytest.mark.parametrize("device", DEVICES)
+def test_members_are_ordinary_agents_with_histories(device):
     result = train_population(
-        tiny(), [1, 2], {"x": {}, "y": {"anneal_lr": False}}, progress=False
-    )
+        tiny(device=device), [1, 2], {"x": {}, "y": {"anneal_lr": False}},
+        progress=False,
+    )  # fmt: skip
     assert [(m.variant, m.seed) for m in result.members] == [
         ("x", 1), ("x", 2), ("y", 1), ("y", 2),
     ]  # fmt: skip
@@ -276,8 +278,9 @@ def test_members_are_ordinary_agents_with_histories():
     assert result.solved == 0
 
 
-def test_box_actions_train_per_member():
-    config = tiny(env_id="Pendulum-v1", init_log_std=-0.5)
+@pytest.mark.parametrize("device", DEVICES)
+def test_box_actions_train_per_member(device):
+    config = tiny(env_id="Pendulum-v1", init_log_std=-0.5, device=device)
     result = train_population(
         config, [1], {"a": {}, "b": {"init_log_std": -2.0}}, progress=False
     )
