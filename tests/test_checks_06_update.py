@@ -8,6 +8,7 @@ import random
 import numpy as np
 import pytest
 import torch
+from replay_support import replayed  # tests/ is on sys.path
 
 from ppo_lessons.checks import check_minibatch_indices, check_ppo_loss
 from ppo_lessons.update import minibatch_indices, ppo_loss
@@ -522,29 +523,5 @@ def test_the_grader_replays_the_same_verdict(check, fn):
     """The grader runs the check on the records of the student's calls (plain data,
     through torch.save and its validation), not on the function: same verdict, same
     message."""
-    import io
-    from contextlib import redirect_stdout
-
-    from ppo_lessons.grading.records import (
-        FORMAT,
-        VERSION,
-        Recorder,
-        Replayer,
-        validate,
-    )
-
-    def verdict(f):
-        try:
-            with redirect_stdout(io.StringIO()):
-                return check(f)
-        except AssertionError as error:
-            return str(error)
-
-    recorder = Recorder(fn)
-    direct = verdict(recorder)
-    buffer = io.BytesIO()
-    records = {"format": FORMAT, "version": VERSION, "status": "done",
-               "import_failures": [], "calls": recorder.calls}  # fmt: skip
-    torch.save(records, buffer)
-    loaded = validate(torch.load(io.BytesIO(buffer.getvalue()), weights_only=True))
-    assert verdict(Replayer(loaded["calls"])) == direct
+    direct, again = replayed(check, fn)
+    assert again == direct

@@ -13,12 +13,12 @@ import nbformat
 import numpy as np
 import pytest
 import torch
+from replay_support import replayed  # tests/ is on sys.path
 
 from ppo_lessons import checks, grade
 from ppo_lessons.checks.harness import generator
 from ppo_lessons.checks.lesson09 import cartpole_cases
 from ppo_lessons.exercises import EXERCISES
-from ppo_lessons.grading.records import FORMAT, VERSION, Recorder, Replayer, validate
 from ppo_lessons.torch_envs import cartpole_step
 
 GRAVITY, MASS_CART, MASS_POLE, LENGTH, FORCE_MAG, TAU = 9.8, 1.0, 0.1, 0.5, 10.0, 0.02
@@ -253,36 +253,14 @@ def test_exercise_is_in_the_table():
 # ---------------------------------------------------------------- the grader
 
 
-def _replayed(fn):
-    """(direct verdict or message, replayed verdict or message), as the grader sees
-    them: the check run on the student's function, and run again on the records of
-    its calls after they went through torch.save and the grader's validation."""
-
-    def verdict(f):
-        try:
-            with redirect_stdout(io.StringIO()):
-                return checks.check_cartpole_step(f)
-        except AssertionError as error:
-            return str(error)
-
-    recorder = Recorder(fn)
-    direct = verdict(recorder)
-    buffer = io.BytesIO()
-    records = {"format": FORMAT, "version": VERSION, "status": "done",
-               "calls": recorder.calls, "import_failures": []}  # fmt: skip
-    torch.save(records, buffer)
-    loaded = validate(torch.load(io.BytesIO(buffer.getvalue()), weights_only=True))
-    return direct, verdict(Replayer(loaded["calls"]))
-
-
 @pytest.mark.parametrize(
     "fn",
     [cartpole_step, loop_step, _mistake(semi_implicit=True), _float_flags, _in_place],
     ids=["right", "loop", "semi-implicit", "float-flags", "in-place"],
 )
 def test_replay_gives_the_verdict_of_the_direct_check(fn):
-    direct, replayed = _replayed(fn)
-    assert direct == replayed
+    direct, again = replayed(checks.check_cartpole_step, fn)
+    assert direct == again
 
 
 STUDENT_CELL = """

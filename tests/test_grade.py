@@ -26,16 +26,14 @@ from pathlib import Path
 import nbformat
 import pytest
 import torch
+from replay_support import replayed  # tests/ is on sys.path
 
 from ppo_lessons import checks, grade
 from ppo_lessons.clipping import clipped_surrogate_objective
 from ppo_lessons.grading.records import (
-    FORMAT,
-    VERSION,
     Recorder,
     Replayer,
     ReplayMismatch,
-    validate,
 )
 from ppo_lessons.importance_sampling import probability_ratio
 
@@ -468,26 +466,6 @@ def test_reports_for_the_class_and_each_student(graded):
 # ---------------------------------------------------------------- in-process
 
 
-def _replayed(check, fn):
-    """(direct verdict or message, replayed verdict or message)."""
-
-    def run(f):
-        try:
-            with redirect_stdout(io.StringIO()):
-                return check(f)
-        except AssertionError as error:
-            return str(error)
-
-    recorder = Recorder(fn)
-    direct = run(recorder)
-    buffer = io.BytesIO()
-    records = {"format": FORMAT, "version": VERSION, "status": "done",
-               "import_failures": [], "calls": recorder.calls}  # fmt: skip
-    torch.save(records, buffer)
-    loaded = validate(torch.load(io.BytesIO(buffer.getvalue()), weights_only=True))
-    return direct, run(Replayer(loaded["calls"]))
-
-
 @pytest.mark.parametrize(
     ("check", "fn"),
     [
@@ -501,8 +479,8 @@ def _replayed(check, fn):
     ids=["ratio", "clipped", "detached", "in-place", "wrong", "a-list"],
 )
 def test_replay_gives_the_verdict_of_the_direct_check(check, fn):
-    direct, replayed = _replayed(check, fn)
-    assert direct == replayed
+    direct, again = replayed(check, fn)
+    assert direct == again
 
 
 def test_replay_refuses_records_of_other_arguments():
