@@ -25,7 +25,8 @@ Modules, in lesson order:
     07  buffer, rollout,      the rollout storage and collection; the trainer, its
         trainer, ...          config, presets, checkpoints, display, CLI (`train`)
     08  experiments, doctor   seeds and ablations with intervals; run diagnosis
-    09  torch_envs            batched on-device environments
+    09  torch_envs,           batched on-device environments; many agents trained
+        population            as one batched model
 
 Beside them: `checks` (the exercise checks), `exercises` (the exercise table),
 `functions` (a student's functions in the trainer), `speed` (the trainer's speed
