@@ -26,6 +26,7 @@ from ppo_lessons.torch_envs import TorchVectorEnv, make_torch_vector_env
 
 __all__ = [
     "AUTORESET_MODE",
+    "EpisodeCounter",
     "RolloutEnvs",
     "actions_to_env",
     "assert_autoreset_mode",
@@ -214,6 +215,36 @@ def actions_to_env(actions: torch.Tensor, envs: gym.Env | gym.vector.VectorEnv) 
     return actions
 
 
+class EpisodeCounter:
+    """The undiscounted return and length of the running episode of each of N envs,
+    and those of every episode that ends, kept on the device until they are read."""
+
+    def __init__(self, num_envs: int, device: torch.device) -> None:
+        self.returns = torch.zeros(num_envs, device=device)  # (N,) running episodes
+        self.lengths = torch.zeros(num_envs, device=device)  # (N,)
+        self.ended: list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]] = []
+
+    def record(self, rewards: torch.Tensor, done: torch.Tensor) -> None:
+        """Add one step's [N] rewards; `done` [N] marks the episodes that ended."""
+        self.returns += rewards
+        self.lengths += 1
+        self.ended.append((done, self.returns.clone(), self.lengths.clone()))
+        self.returns.masked_fill_(done, 0.0)
+        self.lengths.masked_fill_(done, 0.0)
+
+    def read(self, clear: bool = True) -> tuple[torch.Tensor, ...] | None:
+        """(done, returns, lengths), each (steps, N) on the CPU, of the steps recorded
+        since the last clearing read (one host transfer); None if there were none."""
+        if not self.ended:
+            return None
+        stacked = tuple(
+            torch.stack([step[i] for step in self.ended]).cpu() for i in range(3)
+        )
+        if clear:
+            self.ended.clear()
+        return stacked
+
+
 class RolloutEnvs:
     """A vector env as the rollout sees it (lesson 07): Gymnasium's `step` and
     `reset`, with tensors in and out on the training device.
@@ -244,9 +275,7 @@ class RolloutEnvs:
         self.num_envs = envs.num_envs
         self.reward_scaler = reward_scaler
         self.raw_obs: torch.Tensor | None = None  # (N, *O) as the env returned it
-        self.episode_return = torch.zeros(self.num_envs, device=device)  # (N,)
-        self.episode_length = torch.zeros(self.num_envs, device=device)  # (N,)
-        self._ended: list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]] = []
+        self.episodes = EpisodeCounter(self.num_envs, device)
 
     def reset(self, seed: int | None = None) -> torch.Tensor:
         """Reset every env; the first normalized observations [N, *O]."""
@@ -275,13 +304,7 @@ class RolloutEnvs:
         terminated = to_device(terminated, self.device)
         truncated = to_device(truncated, self.device)
         done = terminated | truncated
-        self.episode_return += rewards
-        self.episode_length += 1
-        self._ended.append(
-            (done, self.episode_return.clone(), self.episode_length.clone())
-        )
-        self.episode_return.masked_fill_(done, 0.0)
-        self.episode_length.masked_fill_(done, 0.0)
+        self.episodes.record(rewards, done)
         if self.reward_scaler is not None:
             rewards = self.reward_scaler.scale(rewards, done)
         return (
@@ -296,13 +319,10 @@ class RolloutEnvs:
         """(returns, lengths) of the episodes that ended since the last clearing call,
         in the order they ended (one host transfer; the trainer calls it once per
         update). `clear=False` leaves them for the next call."""
-        if not self._ended:
+        stacked = self.episodes.read(clear)
+        if stacked is None:
             return torch.zeros(0), torch.zeros(0)
-        done, returns, lengths = (
-            torch.stack([step[i] for step in self._ended]).cpu() for i in range(3)
-        )  # (steps, N) each
-        if clear:
-            self._ended.clear()
+        done, returns, lengths = stacked  # (steps, N) each
         return returns[done], lengths[done]
 
     def close(self) -> None:

@@ -142,8 +142,8 @@ class Run:
             "reward_scaler": None if scaler is None else scaler.state_dict(),
             "envs": env_state(self.envs.envs),
             "next_obs": self.envs.raw_obs,  # raw: normalized again on resume
-            "episode_return": self.envs.episode_return,
-            "episode_length": self.envs.episode_length,
+            "episode_return": self.envs.episodes.returns,
+            "episode_length": self.envs.episodes.lengths,
             "global_step": self.global_step,
             "update": self.update,
             "elapsed": self.elapsed,
@@ -164,8 +164,8 @@ class Run:
         if state["envs"] is not None:  # else (async envs): fresh episodes
             restore_env_state(self.envs.envs, state["envs"])
             self.envs.raw_obs = state["next_obs"].to(self.device)
-            self.envs.episode_return = state["episode_return"].to(self.device)
-            self.envs.episode_length = state["episode_length"].to(self.device)
+            self.envs.episodes.returns = state["episode_return"].to(self.device)
+            self.envs.episodes.lengths = state["episode_length"].to(self.device)
         self.obs = self.agent.normalize(self.envs.raw_obs)  # the saved statistics
         self.run_id = state["run_id"]
         self.global_step, self.update = state["global_step"], state["update"]

@@ -13,6 +13,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from ppo_lessons.envs import EpisodeCounter
 from ppo_lessons.normalize import CLIP, EPSILON, RunningMeanStd
 from ppo_lessons.population.random import MemberStreams
 from ppo_lessons.torch_envs import TorchVectorEnv, make_torch_vector_env
@@ -64,9 +65,7 @@ class PopulationEnvs:
         self.any_norm_obs = bool(norm_obs.any())
         self.any_norm_reward = bool(norm_reward.any())
         self.raw_obs: torch.Tensor | None = None
-        self.episode_return = torch.zeros(K * N, device=self.device)  # (K·N,)
-        self.episode_length = torch.zeros(K * N, device=self.device)
-        self.ended: list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]] = []
+        self.episodes = EpisodeCounter(K * N, self.device)  # (K·N,) envs
 
     def normalize(self, obs: torch.Tensor) -> torch.Tensor:
         """(K·N, O) raw observations, standardized for the members with norm_obs."""
@@ -108,13 +107,7 @@ class PopulationEnvs:
         next_obs, rewards, terminated, truncated, info = self.envs.step(actions)
         obs = self.observe(next_obs)
         done = terminated | truncated
-        self.episode_return += rewards
-        self.episode_length += 1
-        self.ended.append(
-            (done, self.episode_return.clone(), self.episode_length.clone())
-        )
-        self.episode_return.masked_fill_(done, 0.0)
-        self.episode_length.masked_fill_(done, 0.0)
+        self.episodes.record(rewards, done)
         if self.any_norm_reward:
             rewards = self.scale_rewards(rewards, done)
         final = {"final_obs": self.normalize(info["final_obs"])}
@@ -124,16 +117,10 @@ class PopulationEnvs:
         """Each member's (returns, lengths) of the episodes that ended since the last
         call, in the order they ended (one host transfer)."""
         K, N = self.num_members, self.num_envs
-        if not self.ended:
+        stacked = self.episodes.read()
+        if stacked is None:
             return [(np.zeros(0), np.zeros(0)) for _ in range(K)]
-        done, returns, lengths = (
-            torch.stack([step[i] for step in self.ended])
-            .cpu()
-            .numpy()
-            .reshape(-1, K, N)
-            for i in range(3)
-        )  # (steps, K, N) each
-        self.ended.clear()
+        done, returns, lengths = (x.numpy().reshape(-1, K, N) for x in stacked)
         return [
             (returns[:, k][done[:, k]], lengths[:, k][done[:, k]]) for k in range(K)
         ]
