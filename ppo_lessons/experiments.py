@@ -2,8 +2,10 @@
 flaws of a typical tutorial implementation as pluggable pieces.
 
 One PPO run says little: two seeds of the same config can differ more than two
-configs do. This module runs a config over several seeds with the course's trainer,
-keeps one record per run (seed, steps, wall time, final return, learning curve),
+configs do. This module runs a config over several seeds with the course's trainer
+(on the batched torch envs, every variant and seed of an experiment as one
+population, `ppo_lessons.population`; otherwise one run after another), keeps one
+record per run (seed, steps, wall time, final return, learning curve),
 summarizes each variant by its mean, standard deviation and a t-based 95% confidence
 interval over seeds, and says in plain words whether two variants differ beyond the
 noise (Welch's t-interval of the difference of means):
@@ -43,6 +45,12 @@ from ppo_lessons.buffer import RolloutBuffer
 from ppo_lessons.gae import compute_gae
 from ppo_lessons.history import HistoryRow
 from ppo_lessons.plotting import history_curves, plot_seeds
+from ppo_lessons.population import (
+    SHARED_FIELDS,
+    Member,
+    PopulationResult,
+    train_population,
+)
 from ppo_lessons.rollout import gae_from_buffer, value_rollout
 from ppo_lessons.trainer import Run, TrainResult, train
 from ppo_lessons.trainer_config import PPOConfig
@@ -89,37 +97,45 @@ class RunRecord:
     label: str
     seed: int
     total_steps: int
-    wall_seconds: float
+    wall_seconds: float  # in a population: its wall time divided by its members
     final_return: float
     mean_return: float
     first_step_solved: int | None
     steps: np.ndarray = field(repr=False)
     curve: np.ndarray = field(repr=False)
     history: list[HistoryRow] = field(repr=False)
+    population: int = 1  # the members of the population the run trained in
 
 
 def record_run(
-    result: TrainResult, label: str = "", final_fraction: float = 0.1
+    result: TrainResult | PopulationResult,
+    label: str = "",
+    final_fraction: float = 0.1,
+    member: Member | None = None,
 ) -> RunRecord:
-    """A `RunRecord` of a finished run (`train`'s result)."""
+    """A `RunRecord` of a finished run: `train`'s result, or one `member` of a
+    `train_population` result."""
     if not 0.0 < final_fraction <= 1.0:
         raise ValueError(f"final_fraction must be in (0, 1], got {final_fraction!r}")
-    history = result.history
+    run = result if member is None else member  # history, config, first_step_solved
+    history = run.history
     if not history:
         raise ValueError("the run has no updates: total_steps < one rollout?")
     curve = history_curves([history], "episodic_return")[0]  # (U,)
     tail = curve[-max(1, math.ceil(final_fraction * len(curve))) :]
+    size = 1 if member is None else len(result.members)
     return RunRecord(
         label=label,
-        seed=result.config.seed,
+        seed=run.config.seed,
         total_steps=result.global_step,
-        wall_seconds=result.wall_seconds,
+        wall_seconds=result.wall_seconds / size,
         final_return=float(np.nanmean(tail)) if np.isfinite(tail).any() else math.nan,
         mean_return=float(np.nanmean(curve)) if np.isfinite(curve).any() else math.nan,
-        first_step_solved=result.first_step_solved,
+        first_step_solved=run.first_step_solved,
         steps=np.array([row["step"] for row in history]),
         curve=curve,
         history=history,
+        population=size,
     )
 
 
@@ -130,6 +146,7 @@ def run_seeds(
     label: str = "",
     runner: Callable[..., TrainResult] = train,
     final_fraction: float = 0.1,
+    population: bool = True,
     **train_kwargs: Any,
 ) -> list[RunRecord]:
     """Train `config` once per seed (only the seed changes) and record each run.
@@ -142,19 +159,19 @@ def run_seeds(
             (e.g. `train_critic_first`); called as runner(config, progress=False,
             **train_kwargs).
         final_fraction: the last fraction of updates that `final_return` averages.
+        population: train all seeds as one population (`train_population`) where
+            it can (`runner` is `train`, env_backend 'torch', train_kwargs among
+            the lesson functions a population swaps); False: one run after another.
         **train_kwargs: passed on, e.g. compute_gae=... or objective=...
 
     Returns:
         One `RunRecord` per seed, in the order of `seeds`.
     """
-    seeds = list(seeds)
-    if not seeds:
-        raise ValueError("seeds is empty: give at least one seed, e.g. range(1, 6)")
-    records = []
-    for seed in seeds:
-        result = runner(config.replace(seed=seed), progress=False, **train_kwargs)
-        records.append(record_run(result, label, final_fraction))
-    return records
+    variant = Variant(train_kwargs=train_kwargs, runner=runner)
+    return run_variants(
+        config, {label: variant}, seeds, final_fraction=final_fraction,
+        verbose=False, population=population,
+    )[label]  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -167,6 +184,30 @@ class Variant:
     runner: Callable[..., TrainResult] = train
 
 
+# train's keyword -> the lesson function a population swaps for it
+POPULATION_KWARGS = {
+    "compute_gae": "compute_gae",
+    "objective": "clipped_surrogate_objective",
+    "value_loss": "value_loss",
+}
+
+
+def population_overrides(base: PPOConfig, variant: Variant) -> dict | None:
+    """The variant as `train_population` takes it ({field: value, "functions":
+    {...}}), or None if it needs runs of its own (another runner, a keyword a
+    population cannot take, or a base config a population refuses)."""
+    if (
+        variant.runner is not train
+        or base.env_backend != "torch"
+        or base.shared_network
+        or base.squash_actions
+        or not set(variant.train_kwargs) <= POPULATION_KWARGS.keys()
+    ):
+        return None
+    functions = {POPULATION_KWARGS[k]: f for k, f in variant.train_kwargs.items()}
+    return {**variant.overrides, "functions": functions}
+
+
 def run_variants(
     base: PPOConfig,
     variants: Mapping[str, Variant | Mapping[str, Any]],
@@ -174,27 +215,83 @@ def run_variants(
     *,
     final_fraction: float = 0.1,
     verbose: bool = True,
+    population: bool = True,
 ) -> dict[str, list[RunRecord]]:
     """Every variant over the same seeds; a plain dict stands for config overrides.
 
-    With `verbose`, one line per variant when its runs are done: seeds, steps per run
-    and wall time (the record of the experiment that the lesson prints).
+    With `population` (the default), the variants a population can train run as
+    populations of every (variant, seed) pair, one population per setting of the
+    shared fields (`ppo_lessons.population.SHARED_FIELDS`: variants with 1 and 10
+    epochs train in two populations); the others, and every variant with
+    population=False, run one `runner` call after another. A member's run depends
+    on its seed and settings alone, not on the population it trained in.
+
+    With `verbose`, one line per population and per variant run on its own, when
+    its runs are done: members or seeds, steps per run, wall time (the record of
+    the experiment that the lesson prints).
     """
     seeds = list(seeds)
+    if not seeds:
+        raise ValueError("seeds is empty: give at least one seed, e.g. range(1, 6)")
+    arms = {
+        label: v if isinstance(v, Variant) else Variant(overrides=dict(v))
+        for label, v in variants.items()
+    }
+    batches: dict[str, tuple[dict, dict]] = {}  # shared fields -> (them, variants)
+    for label, arm in arms.items():
+        overrides = population_overrides(base, arm) if population else None
+        if overrides is not None:
+            shared = {
+                k: overrides.pop(k) for k in list(overrides) if k in SHARED_FIELDS
+            }
+            batch = batches.setdefault(repr(sorted(shared.items())), (shared, {}))
+            batch[1][label or "config"] = overrides  # a population's names are not ""
     groups: dict[str, list[RunRecord]] = {}
-    for label, variant in variants.items():
-        if not isinstance(variant, Variant):
-            variant = Variant(overrides=dict(variant))
-        config = base.replace(**variant.overrides)
-        tick = time.perf_counter()
-        groups[label] = run_seeds(
-            config, seeds, label=label, runner=variant.runner,
-            final_fraction=final_fraction, **variant.train_kwargs,
-        )  # fmt: skip
+    for shared, members in batches.values():
+        result = train_population(
+            base.replace(**shared), seeds, members, progress=False
+        )
+        for name in members:
+            label = name if name in arms else ""
+            groups[label] = [
+                record_run(result, label, final_fraction, member=m)
+                for m in result.members
+                if m.variant == name
+            ]
         if verbose:
-            seconds = time.perf_counter() - tick
-            print(f"{label}: {describe_runs(groups[label])}, {seconds:.0f} s in all")
-    return groups
+            print(describe_population(result, list(members)))
+    for label, arm in arms.items():
+        if label not in groups:
+            tick = time.perf_counter()
+            config = base.replace(**arm.overrides)
+            groups[label] = [
+                record_run(
+                    arm.runner(
+                        config.replace(seed=seed), progress=False, **arm.train_kwargs
+                    ),
+                    label,
+                    final_fraction,
+                )  # fmt: skip
+                for seed in seeds
+            ]
+            if verbose:
+                seconds = time.perf_counter() - tick
+                print(
+                    f"{label}: {describe_runs(groups[label])}, {seconds:.0f} s in all"
+                )
+    return {label: groups[label] for label in arms}
+
+
+def describe_population(result: PopulationResult, names: Sequence[str]) -> str:
+    """'one population of 20 members (2 variants × 10 seeds), 60,000 steps each,
+    7 s: a, b' for one population of `run_variants`."""
+    seeds = len(result.members) // len(names)
+    word = "variant" if len(names) == 1 else "variants"
+    return (
+        f"one population of {len(result.members)} members ({len(names)} {word} × "
+        f"{seeds} seeds), {result.global_step:,} steps each, "
+        f"{result.wall_seconds:.0f} s: {', '.join(names)}"
+    )
 
 
 def describe_runs(records: Sequence[RunRecord]) -> str:
@@ -205,7 +302,9 @@ def describe_runs(records: Sequence[RunRecord]) -> str:
     steps_text = " or ".join(f"{s:,}" for s in steps)
     per_run = float(np.mean([r.wall_seconds for r in records]))
     word = "seed" if len(seeds) == 1 else "seeds"
-    return f"{len(seeds)} {word} ({span}) × {steps_text} steps, {per_run:.1f} s per run"
+    size = max(r.population for r in records)
+    each = "per run" if size == 1 else f"per member of a population of {size}"
+    return f"{len(seeds)} {word} ({span}) × {steps_text} steps, {per_run:.1f} s {each}"
 
 
 # ---------------------------------------------------------------- statistics

@@ -27,6 +27,7 @@ class HistoryRow(TypedDict):
     clip_fraction: float  # share of samples with |r − 1| > clip_coef
     epochs: int  # epochs run (fewer than update_epochs after a target_kl stop)
     explained_variance: float  # of the returns by the rollout's values
+    value_mean: float  # mean V(s_t) the critic predicted over the rollout
     learning_rate: float
     steps_per_second: float  # this update's wall clock, rollout to log
 

@@ -203,6 +203,7 @@ class ActorCritic(nn.Module):
         shared: bool = False,
         ortho_init: bool = True,
         init_log_std: float = 0.0,
+        init_value: float = 0.0,
         norm_obs: bool = False,
         squash_to: tuple[Sequence[float], Sequence[float]] | None = None,
     ) -> None:
@@ -223,6 +224,8 @@ class ActorCritic(nn.Module):
                 [obs_dim, *hidden, action_dim], activation, 0.01, ortho_init
             )
             self.critic = mlp([obs_dim, *hidden, 1], activation, 1.0, ortho_init)
+        with torch.no_grad():  # the value the critic predicts before any training
+            (self.critic if shared else self.critic[-1]).bias.fill_(float(init_value))
         if not discrete:
             self.log_std = nn.Parameter(torch.full((action_dim,), float(init_log_std)))
         self.obs_rms = RunningMeanStd((obs_dim,)) if norm_obs else None

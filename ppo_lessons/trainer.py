@@ -268,6 +268,7 @@ def make_agent(
         shared=config.shared_network,
         ortho_init=config.ortho_init,
         init_log_std=config.init_log_std,
+        init_value=config.init_value,
         norm_obs=config.norm_obs,
         squash_to=squash_bounds(config, action_space),
     )
@@ -389,6 +390,7 @@ def log_update(
         clip_fraction=numbers["clip_fraction"],
         epochs=int(numbers["epochs"]),
         explained_variance=explained,
+        value_mean=float(buffer.values.mean()),
         learning_rate=run.optimizer.param_groups[0]["lr"],
         steps_per_second=buffer.num_steps
         * buffer.num_envs

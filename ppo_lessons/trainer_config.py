@@ -226,6 +226,12 @@ class PPOConfig:
         real(-10.0, 5.0),
         "Initial log σ of the Gaussian policy (Box actions; -1 to 0).",
     )
+    init_value: float = setting(
+        0.0,
+        real(-1e6, 1e6),
+        "Initial output of the critic (its last layer's bias): the value it predicts "
+        "before training (in the units of the rewards it learns from).",
+    )
     squash_actions: bool = setting(
         False,
         BOOL,

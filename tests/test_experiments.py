@@ -1,5 +1,5 @@
-"""Lesson 08's experiment machinery: records, statistics over seeds, figures, and the
-a typical tutorial implementation's flaws as pluggable pieces. Each test names the bug it catches."""
+"""Lesson 08's experiment machinery: records, statistics over seeds, figures, and a
+typical tutorial implementation's flaws as pluggable pieces. Each test names the bug it catches."""
 
 from __future__ import annotations
 
@@ -225,6 +225,73 @@ def test_run_variants_applies_each_variant_and_reports(capsys):
     assert [r.final_return for r in groups["obs"]] == [4.0, 5.0]
     out = capsys.readouterr().out.splitlines()
     assert out[0].startswith("base: 2 seeds (4-5) × 256 steps, 2.5 s per run")
+
+
+def test_run_variants_trains_populations_one_per_setting_of_the_shared_fields(capsys):
+    # catches a shape-changing variant run with the base's shapes (or refused), a
+    # swapped lesson function that never reaches the population, records filed
+    # under the wrong variant, and a runner variant forced into a population
+    calls = []
+
+    def counting_gae(*args):
+        calls.append(args[0].shape)
+        return compute_gae(*args)
+
+    def runner(config, progress, **kwargs):
+        return ex.train(config, progress=progress)
+
+    base = PPOConfig(**SMALL)
+    groups = ex.run_variants(
+        base,
+        {
+            "base": {},
+            "1 epoch": {"update_epochs": 1},
+            "their gae": ex.Variant(train_kwargs={"compute_gae": counting_gae}),
+            "gamma 0.9": {"gamma": 0.9},
+            "one by one": ex.Variant(runner=runner),
+        },
+        seeds=[3, 4],
+    )
+    assert list(groups) == ["base", "1 epoch", "their gae", "gamma 0.9", "one by one"]
+    for label, records in groups.items():
+        assert [r.seed for r in records] == [3, 4] and {r.label for r in records} == {
+            label
+        }
+    assert [r.population for r in groups["base"]] == [6, 6]  # 3 variants × 2 seeds
+    assert [r.population for r in groups["1 epoch"]] == [2, 2]
+    assert [r.population for r in groups["one by one"]] == [1, 1]
+    assert {row["epochs"] for r in groups["1 epoch"] for row in r.history} == {1}
+    assert {row["epochs"] for r in groups["base"] for row in r.history} == {2}
+    assert calls, "the variant's compute_gae was never called"
+    first = [row["value_loss"] for row in groups["base"][0].history]
+    assert first != [row["value_loss"] for row in groups["gamma 0.9"][0].history]
+    out = capsys.readouterr().out.splitlines()
+    assert out[0].startswith("one population of 6 members (3 variants × 2 seeds)")
+    assert out[1].startswith("one population of 2 members (1 variant × 2 seeds)")
+    assert out[2].startswith("one by one: 2 seeds (3-4) × 1,024 steps")
+
+
+def test_a_population_record_is_the_members_run_and_population_false_is_train():
+    # catches records that mix members up, and population=False not running train
+    base = PPOConfig(**SMALL)
+    together = ex.run_seeds(base, [3, 4], label="x")
+    alone = ex.run_seeds(base, [4], label="x")
+    assert [r.population for r in together] == [2, 2]
+    np.testing.assert_allclose(together[1].curve, alone[0].curve, rtol=1e-5)
+    assert together[0].history[0]["value_loss"] != together[1].history[0]["value_loss"]
+    one_by_one = ex.run_seeds(base, [4], label="x", population=False)
+    direct = ex.train(base.replace(seed=4), progress=False)
+    assert one_by_one[0].population == 1
+    assert [row["value_loss"] for row in one_by_one[0].history] == [
+        row["value_loss"] for row in direct.history
+    ]
+
+
+def test_a_gymnasium_config_runs_one_by_one():
+    # catches a Gymnasium config sent to a population (which refuses it)
+    base = PPOConfig(**{**SMALL, "env_backend": "gymnasium", "total_steps": 512})
+    records = ex.run_seeds(base, [1, 2])
+    assert [r.population for r in records] == [1, 1] and len(records[0].curve) == 2
 
 
 def test_plot_variants_draws_mean_and_band_with_the_seed_count():

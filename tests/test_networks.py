@@ -295,3 +295,16 @@ def test_tanh_without_autograd_goes_through_the_sigmoid_from_its_threshold(numel
     assert torch.equal(y, via_sigmoid) == (numel >= SIGMOID_TANH_MIN_NUMEL_NO_GRAD)
     assert torch.equal(y, torch.tanh(x)) == (numel < SIGMOID_TANH_MIN_NUMEL_NO_GRAD)
     assert (y - torch.tanh(x)).abs().max() < 5e-7
+
+
+@pytest.mark.parametrize("shared", [False, True])
+def test_init_value_is_what_the_critic_predicts_before_training(shared):
+    # catches init_value set on the wrong layer (or not at all): with the value
+    # output's weights zeroed, V(s) is its bias alone
+    agent = ActorCritic(4, 2, discrete=True, shared=shared, init_value=-99.0)
+    last = agent.critic if shared else agent.critic[-1]
+    with torch.no_grad():
+        last.weight.zero_()
+    assert agent.value(torch.randn(5, 4)).tolist() == [-99.0] * 5
+    plain = ActorCritic(4, 2, discrete=True, shared=shared)
+    assert float((plain.critic if shared else plain.critic[-1]).bias) == 0.0

@@ -33,7 +33,7 @@ from ppo_lessons.population.update import (
 )
 from ppo_lessons.presets import preset
 from ppo_lessons.torch_envs import make_torch_vector_env
-from ppo_lessons.trainer import evaluate
+from ppo_lessons.trainer import evaluate, train
 from ppo_lessons.trainer_config import PPOConfig
 from ppo_lessons.update import ppo_loss_terms
 
@@ -401,3 +401,17 @@ def test_a_population_solves_like_single_agent_training():
     assert sum(s >= 475 for s in pop_scores) >= 7, pop_scores
     assert sum(s >= 475 for s in single_scores) >= 7, single_scores
     assert population.solved >= 7
+
+
+def test_init_value_is_per_member_and_value_mean_is_logged():
+    # catches init_value shared across members (or dropped when the agents are
+    # stacked), and a value_mean column read from the wrong place
+    config = tiny()
+    result = train_population(
+        config, [1, 2], {"zero": {}, "low": {"init_value": -50.0}}, progress=False
+    )
+    first = {(m.variant, m.seed): m.history[0]["value_mean"] for m in result.members}
+    assert all(abs(first[("zero", s)]) < 10.0 for s in (1, 2)), first
+    assert all(abs(first[("low", s)] + 50.0) < 10.0 for s in (1, 2)), first
+    single = train(config.replace(seed=1, init_value=-50.0), progress=False)
+    assert abs(single.history[0]["value_mean"] + 50.0) < 10.0

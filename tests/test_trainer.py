@@ -78,6 +78,7 @@ BAD_VALUES = {
     "shared_network": 0,
     "ortho_init": "True",
     "init_log_std": 100.0,
+    "init_value": float("inf"),
     "squash_actions": "yes",
     "norm_obs": 1,
     "norm_reward": None,

@@ -38,7 +38,8 @@ __all__ = [
 PER_MEMBER_FIELDS = (
     "learning_rate", "anneal_lr", "adam_eps", "max_grad_norm", "target_kl",
     "kl_estimator", "gamma", "gae_lambda", "norm_adv", "clip_coef", "clip_vloss",
-    "ent_coef", "vf_coef", "ortho_init", "init_log_std", "norm_obs", "norm_reward",
+    "ent_coef", "vf_coef", "ortho_init", "init_log_std", "init_value", "norm_obs",
+    "norm_reward",
 )  # fmt: skip
 SHAPES = "it sets the shapes of the batched tensors, which every member shares"
 # fields every member shares, and why

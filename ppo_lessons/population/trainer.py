@@ -131,8 +131,8 @@ def log_members(
     started: float,
     rollout_steps: int,
 ) -> None:
-    """Phase 4: one `HistoryRow` per member from `numbers` (K, 7) (the metrics,
-    epochs, explained variance; one host transfer) and the episodes that ended.
+    """Phase 4: one `HistoryRow` per member from `numbers` (K, 8) (the metrics,
+    epochs, explained variance, mean value; one host transfer) and the episodes that ended.
     `steps_per_second` is each member's steps over the population's update time
     (from `started`, taken after the host transfer, so a GPU's work is timed)."""
     values = numbers.cpu().numpy()
@@ -153,6 +153,7 @@ def log_members(
                 **dict(zip(MINIBATCH_METRICS, map(float, v[:5]), strict=True)),
                 epochs=int(v[5]),
                 explained_variance=float(v[6]),
+                value_mean=float(v[7]),
                 learning_rate=rate,
                 steps_per_second=speed,
             )
@@ -254,7 +255,14 @@ def run_population(
             batch = member_batch(buffer, advantages, returns, K)
             metrics, epochs = population_update(net, adam, batch, settings, streams, lr)
             explained = torch.vmap(explained_variance)(batch.values, batch.returns)
-            numbers = torch.cat([metrics, epochs[:, None], explained[:, None]], dim=1)
+            value_mean = batch.values.mean(dim=1)  # (K,) the rollout's mean V
+            columns = [
+                metrics,
+                epochs[:, None],
+                explained[:, None],
+                value_mean[:, None],
+            ]
+            numbers = torch.cat(columns, dim=1)
             log_members(members, envs, numbers, lr, step, update, tick, T * N)
             note_solved(members, threshold, step, time.perf_counter() - start)
             solved = sum(m.first_step_solved is not None for m in members)
