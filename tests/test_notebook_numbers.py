@@ -41,6 +41,7 @@ LESSON_CONSTANTS: dict[str, dict[str, str]] = {
     "07": {"0.69": "log 2, the entropy of a uniform policy over two actions"},
     "08": {
         "87.3": "float32's smallest normal exponent, log(1.2e-38) ≈ −87.3",
+        "88.7": "log of float32's largest value, log(3.4e38) ≈ 88.7",
         "0.94": "λ of rl-baselines3-zoo's Acrobot entry",
         "0.25": "the clip range Andrychowicz et al. (2021) suggest starting from",
     },
