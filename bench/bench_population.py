@@ -9,7 +9,10 @@ K's sequential time is the sum over its seeds. Printed per K: wall seconds of
 training, member-steps per second (env steps of all agents per wall second), how
 many members solved while training (mean of 20 returns >= 475) and how many
 evaluate >= 475 (10 deterministic episodes on Gymnasium's CartPole), and the
-speed-up of the population.
+speed-up of the population. And the median environment steps to solve on each side
+(one member's steps; unsolved runs count as the whole budget): a population of one
+matches `train` statistically, not bit for bit, and this column is how to check it
+(`--first-seed` picks seeds the comparison has not seen).
 
 With `--cli` both sides run as the command a student types (one process each):
 `python -m ppo_lessons.train --env-id CartPole-v1 --env-backend torch --seeds 1 ... K`
@@ -19,6 +22,7 @@ included).
 
     OMP_NUM_THREADS=1 python bench/bench_population.py
     OMP_NUM_THREADS=1 python bench/bench_population.py --k 32 --cli
+    OMP_NUM_THREADS=1 python bench/bench_population.py --k 64 --first-seed 101
     python bench/bench_population.py --device cuda --k 1 128 1024 --no-sequential
 """
 
@@ -26,6 +30,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -51,11 +56,18 @@ def evaluations(agents) -> int:
     )
 
 
-def in_process(ks: list[int], config, sequential: int) -> list[dict]:
+def median_steps(first_steps: list[int | None], budget: int) -> float:
+    """Median steps to solve, an unsolved run counted as the whole budget."""
+    return statistics.median(budget if s is None else s for s in first_steps)
+
+
+def in_process(ks: list[int], config, sequential: int, first: int) -> list[dict]:
     rows = []
     for K in ks:
-        result = train_population(config, list(range(1, K + 1)), progress=False)
+        seeds = list(range(first, first + K))
+        result = train_population(config, seeds, progress=False)
         agents = [m.agent.to("cpu") for m in result.members]
+        steps = [m.first_step_solved for m in result.members]
         rows.append(
             {
                 "K": K,
@@ -63,12 +75,13 @@ def in_process(ks: list[int], config, sequential: int) -> list[dict]:
                 "member_steps_per_s": result.member_steps_per_second,
                 "solved": result.solved,
                 "eval_ok": evaluations(agents),
+                "median_steps": median_steps(steps, config.total_steps),
             }
         )
         print(rows[-1], flush=True)
     if sequential:
-        one_by_one = []  # (wall seconds, solved, evaluates >= 475) of seed 1, 2, ...
-        for seed in range(1, min(max(ks), sequential) + 1):
+        one_by_one = []  # (wall seconds, first step solved, evaluates >= 475)
+        for seed in range(first, first + min(max(ks), sequential)):
             single = train(config.replace(seed=seed), progress=False)
             ok = evaluations([single.agent.to("cpu")])
             one_by_one.append((single.wall_seconds, single.first_step_solved, ok))
@@ -77,6 +90,9 @@ def in_process(ks: list[int], config, sequential: int) -> list[dict]:
             row["sequential_s"] = sum(wall for wall, _, _ in part)
             row["sequential_solved"] = sum(solved is not None for _, solved, _ in part)
             row["sequential_eval_ok"] = sum(ok for _, _, ok in part)
+            row["sequential_median_steps"] = median_steps(
+                [solved for _, solved, _ in part], config.total_steps
+            )
     return rows
 
 
@@ -97,7 +113,7 @@ def command(args, *flags: str) -> tuple[dict, float]:
 def with_cli(ks: list[int], args, sequential: int) -> list[dict]:
     rows = []
     for K in ks:
-        seeds = [str(s) for s in range(1, K + 1)]
+        seeds = [str(s) for s in range(args.first_seed, args.first_seed + K)]
         summary, process_s = command(args, "--seeds", *seeds)
         members = summary["members"]
         rows.append(
@@ -146,6 +162,11 @@ def print_table(rows: list[dict]) -> None:
             "-" if seq is None else f"{seq / r['population_s']:.1f}x",
         ]
         print("| " + " | ".join(cells) + " |")
+        if "sequential_median_steps" in r:
+            print(
+                f"  median steps to solve: population {r['median_steps']:,.0f}, "
+                f"one after another {r['sequential_median_steps']:,.0f}"
+            )
         if "population_process_s" in r and seq is not None:
             print(
                 f"  with start-up and evaluation: population "
@@ -173,6 +194,9 @@ def main() -> None:
     parser.add_argument(
         "--cli", action="store_true", help="time the training command (processes)"
     )
+    parser.add_argument(
+        "--first-seed", type=int, default=1, help="seeds first .. first + K - 1"
+    )
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     changes = {"device": args.device, "torch_threads": args.threads}
@@ -186,7 +210,7 @@ def main() -> None:
     if args.cli:
         rows = with_cli(ks, args, sequential)
     else:
-        rows = in_process(ks, config, sequential)
+        rows = in_process(ks, config, sequential, args.first_seed)
     print_table(rows)
 
 
