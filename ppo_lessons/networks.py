@@ -25,14 +25,6 @@ import torch
 from torch import nn
 
 from ppo_lessons.normalize import RunningMeanStd
-
-# the tanh activation lives with the other speed tricks; re-exported here, where the
-# network is built
-from ppo_lessons.speed import (  # noqa: F401
-    SIGMOID_TANH_MIN_NUMEL,
-    SIGMOID_TANH_MIN_NUMEL_NO_GRAD,
-    Tanh,
-)
 from ppo_lessons.validate import require_float_tensor, require_same_device
 
 __all__ = [
@@ -42,13 +34,12 @@ __all__ = [
     "gaussian_entropy",
     "gaussian_log_prob",
     "layer_init",
-    "Tanh",
     "tanh_log_det_jacobian",
 ]
 
 LOG_2PI = math.log(2.0 * math.pi)
 
-ACTIVATIONS = {"tanh": Tanh, "relu": nn.ReLU}
+ACTIVATIONS = {"tanh": nn.Tanh, "relu": nn.ReLU}
 
 
 def gaussian_log_prob(

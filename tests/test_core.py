@@ -168,7 +168,7 @@ def test_gae_lambda_one_on_terminated_episode_is_return_minus_value(rollout, gam
 def test_gae_lambda_zero_is_td_error(rollout, gamma):
     r, v, nv, term, trunc = rollout
     adv, ret = compute_gae(r, v, nv, term, trunc, gamma, 0.0)
-    delta = r + gamma * (~term) * nv - v
+    delta = r + gamma * (~term).to(r.dtype) * nv - v  # (~term) alone is float32
     assert torch.allclose(adv, delta, atol=1e-12)
     assert torch.allclose(ret, adv + v)
 

@@ -11,10 +11,7 @@ from hypothesis import strategies as st
 from torch.distributions import Categorical, Normal
 
 from ppo_lessons.networks import (
-    SIGMOID_TANH_MIN_NUMEL,
-    SIGMOID_TANH_MIN_NUMEL_NO_GRAD,
     ActorCritic,
-    Tanh,
     categorical_entropy,
     categorical_log_prob,
     gaussian_entropy,
@@ -253,24 +250,6 @@ def test_squashing_needs_finite_box_bounds():
         ActorCritic(3, 2, discrete=True, squash_to=([0.0], [1.0]))
 
 
-@pytest.mark.parametrize("rows", [16, SIGMOID_TANH_MIN_NUMEL // 64])
-def test_tanh_activation_matches_torch_tanh_in_value_and_gradient(rows):
-    # the small size takes torch.tanh, the large one 2σ(2x) − 1 with tanh's backward
-    x = torch.randn(rows, 64, generator=torch.Generator().manual_seed(0)) * 4
-    x.requires_grad_(True)
-    y = Tanh()(x)
-    fast_path = "SigmoidTanh" in type(y.grad_fn).__name__
-    assert fast_path == (x.numel() >= SIGMOID_TANH_MIN_NUMEL)
-    weights = torch.randn(rows, 64, generator=torch.Generator().manual_seed(1))
-    (grad,) = torch.autograd.grad((y * weights).sum(), x)
-    reference = torch.tanh(x)
-    (reference_grad,) = torch.autograd.grad((reference * weights).sum(), x)
-    assert (y - reference).abs().max() < 5e-7
-    torch.testing.assert_close(grad, reference_grad, atol=5e-6, rtol=1e-4)
-    with torch.inference_mode():
-        assert (Tanh()(x.detach()) - reference.detach()).abs().max() < 5e-7
-
-
 def test_log_prob_is_the_first_half_of_log_prob_entropy():
     for discrete in (True, False):
         torch.manual_seed(0)
@@ -279,22 +258,6 @@ def test_log_prob_is_the_first_half_of_log_prob_entropy():
         actions, _ = agent.sample(policy_out)
         log_prob, _ = agent.log_prob_entropy(policy_out, actions)
         assert torch.equal(agent.log_prob(policy_out, actions), log_prob)
-
-
-@pytest.mark.parametrize(
-    "numel", [SIGMOID_TANH_MIN_NUMEL_NO_GRAD // 2, SIGMOID_TANH_MIN_NUMEL_NO_GRAD]
-)
-def test_tanh_without_autograd_goes_through_the_sigmoid_from_its_threshold(numel):
-    # acting and valuing a rollout record no graph: from the threshold on, tanh is
-    # computed as 2σ(2x) − 1 (bit for bit that formula), below it by torch.tanh
-    x = torch.randn(numel, generator=torch.Generator().manual_seed(0)) * 4
-    with torch.no_grad():
-        y = Tanh()(x)
-    via_sigmoid = torch.sigmoid(x * 2.0) * 2.0 - 1.0
-    assert not torch.equal(via_sigmoid, torch.tanh(x))  # the two paths differ here
-    assert torch.equal(y, via_sigmoid) == (numel >= SIGMOID_TANH_MIN_NUMEL_NO_GRAD)
-    assert torch.equal(y, torch.tanh(x)) == (numel < SIGMOID_TANH_MIN_NUMEL_NO_GRAD)
-    assert (y - torch.tanh(x)).abs().max() < 5e-7
 
 
 @pytest.mark.parametrize("shared", [False, True])

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import pytest
 import torch
 from test_trainer import same_history  # tests/ is on sys.path under pytest
@@ -157,7 +159,9 @@ def test_the_fast_cartpole_preset_learns_quickly():
     play (about 22) within 40,000 steps."""
     config = preset("CartPole-v1", env_backend="torch", total_steps=40_960, seed=1)
     result = train(config, progress=False)
-    assert result.history[-1]["episodic_return"] > 150
+    # the last update's rollout may end no episode (nan) once episodes are long
+    returns = [row["episodic_return"] for row in result.history]
+    assert [r for r in returns if not math.isnan(r)][-1] > 150
     assert evaluate(result.agent, "CartPole-v1", episodes=10).mean() > 150
 
 
