@@ -22,7 +22,12 @@ LunarLander, `".[mujoco]"` for the MuJoCo tasks; `missing_extra(env_id)` says wh
   10 epochs, lr 3e-4 annealed, γ 0.99, λ 0.95, value-loss clipping, observation
   normalization and reward scaling (each clipped to ±10), 1M steps. The same settings
   for every task, as CleanRL uses them; the zoo has per-task tuned entries instead
-  (its benchmark.md figures for Ant come from those).
+  (its benchmark.md figures for Ant come from those). Ant-v5 alone takes 5 epochs
+  instead of 10: with 10, its policy moved further per update than on the other
+  tasks (median clip fraction 0.48, approx KL 0.040 over a 1M-step run, which the PPO
+  doctor names), and 5 epochs learned as well for half the gradient steps (seed 11,
+  1M steps: deterministic evaluation 1356 against 1341; median clip fraction 0.26,
+  approx KL 0.016, the doctor quiet; tests/data/ant_full_histories.json).
 """
 
 from __future__ import annotations
@@ -95,7 +100,7 @@ PRESETS: dict[str, dict[str, Any]] = {
     "HalfCheetah-v5": dict(CLEANRL_MUJOCO),
     "Hopper-v5": dict(CLEANRL_MUJOCO),
     "Walker2d-v5": dict(CLEANRL_MUJOCO),
-    "Ant-v5": dict(CLEANRL_MUJOCO),
+    "Ant-v5": dict(CLEANRL_MUJOCO, update_epochs=5),  # see the module docstring
 }  # fmt: skip
 
 SOURCES: dict[str, str] = {
@@ -109,7 +114,7 @@ SOURCES: dict[str, str] = {
     "HalfCheetah-v5": CLEANRL,
     "Hopper-v5": CLEANRL,
     "Walker2d-v5": CLEANRL,
-    "Ant-v5": CLEANRL,
+    "Ant-v5": CLEANRL + ", with 5 epochs instead of 10 (measured here)",
 }
 
 # The optional dependency group of pyproject.toml an env family needs, by the package

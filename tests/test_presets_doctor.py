@@ -12,8 +12,12 @@ CleanRL's settings; their source line says how they were made). Each run learned
 1101-3942 after about half of the 1M steps) while its Gaussian policy's entropy
 fell by several nats: normal learning for a policy whose σ shrinks, which the
 doctor's first calibration (on classic control) named entropy_collapse. Ant-v5 runs
-are in the file too, but the doctor names their clip fraction (median 0.46 with
-these settings), which is not settled as healthy; they are not asserted on.
+are in the file too, with CleanRL's 10 epochs: the doctor names their clip fraction
+(median 0.46), and they are not asserted on here.
+
+tests/data/ant_full_histories.json: two full 1M-step Ant-v5 runs of seed 11, with
+CleanRL's 10 epochs (evaluation 1341.2; median clip fraction 0.48, named) and with the
+preset's 5 epochs (1356.3; 0.26, quiet): why the Ant preset takes 5 epochs.
 """
 
 from __future__ import annotations
@@ -25,11 +29,16 @@ from pathlib import Path
 import pytest
 
 from ppo_lessons.doctor import COLLAPSE_DROP, action_dims, diagnose
+from ppo_lessons.presets import preset
 
 DATA = Path(__file__).parent / "data"
 RUNS = json.loads((DATA / "mujoco_preset_histories.json").read_text())["runs"]
 HEALTHY = [run for run in RUNS if run["env_id"] != "Ant-v5"]
 LUNAR = json.loads((DATA / "lunar_preset_histories.json").read_text())["runs"]
+ANT = {
+    run["update_epochs"]: run
+    for run in json.loads((DATA / "ant_full_histories.json").read_text())["runs"]
+}
 
 
 def history(run: dict) -> list[dict]:
@@ -77,3 +86,20 @@ def test_a_gaussian_that_collapses_in_every_dimension_is_still_named():
     for row in rows[1 : len(rows) // 8]:
         row["entropy"] = start - (COLLAPSE_DROP + 1.0) * dims
     assert "entropy_collapse" in [f.problem for f in diagnose(rows)]
+
+
+def test_a_full_ant_run_with_the_presets_epochs_is_quiet():
+    """The Ant preset's 5 epochs: a run that learned (evaluation above 1000) over the
+    whole 1M-step budget gets no finding."""
+    run = ANT[5]
+    assert run["eval_mean"] > 1000 and run["steps"] > 990_000
+    assert preset("Ant-v5").update_epochs == 5
+    assert diagnose(history(run)) == []
+
+
+def test_a_full_ant_run_with_cleanrls_ten_epochs_is_named_for_its_clip_fraction():
+    """The same seed with 10 epochs learned as well but clipped half its samples: the
+    doctor names that (catches a calibration that silenced the clip rule), and the
+    preset takes 5 epochs instead."""
+    findings = [f.problem for f in diagnose(history(ANT[10]))]
+    assert findings == ["clip_fraction_high"]
