@@ -8,59 +8,12 @@
 `update`, `step`, `episodic_return`, `approx_kl`, `clip_fraction`, `entropy`,
 `explained_variance`, `value_loss`, `policy_loss`). Missing keys are skipped.
 
-The problems it names (`PROBLEMS`), with the usual ranges behind each rule. The ranges
-are those reported for healthy PPO runs on classic control and MuJoCo (Engstrom et al.,
-2020; Andrychowicz et al., 2021; Huang et al., 2022): approx KL about 0.001-0.03 per
-update, clip fraction about 0.05-0.3, entropy falling slowly, explained variance rising
-towards 1. Four more come from the course's own runs (tests/test_doctor_runs.py; the
-last from longer runs, whose numbers tests/test_doctor.py replays), and a fifth from
-the MuJoCo presets:
-
-- a Gaussian policy's entropy is a sum over action dimensions and falls as its σ
-  shrinks; in runs of the MuJoCo presets that learned (CleanRL's settings; histories
-  replayed by tests/test_presets_doctor.py) it fell 5-7 nats in the first quarter of
-  1M steps (by step 250k; HalfCheetah-v5, 6 dimensions: 8.5 -> 2.7-3.5; Ant-v5, 8:
-  11.3 -> 4.2-4.8).
-  So the collapse rule counts a drop of 3 nats per action dimension (σ shrunk about
-  20x in each), not 3 nats in all.
-
-- a single update's approx KL above 0.5 is a jump no healthy run makes (their largest:
-  about 0.09); a learning rate 100x too high gives 0.1-2 in its first updates and then
-  a collapsed policy whose KL reads 0, so the median alone would miss it.
-- with advantages normalized per minibatch (zero mean, unit std) the clipped surrogate
-  is 0 at the start of an update and stays within about ±0.1 (healthy CartPole and
-  Pendulum runs: |policy loss| ≤ 0.06); unnormalized advantages carry the rewards'
-  scale into it (Pendulum: 1-100).
-- a time-limit truncation must bootstrap from V(final observation) (Pardo et al.,
-  2018, "Time Limits in Reinforcement Learning"); when it is treated as a termination
-  the value target drops at the cut although the observation does not say how much
-  time is left, so updates with a cut have a value loss 20-1000x that of updates in
-  which no episode ended (healthy runs: 0.3-3.5x).
-- explained variance, 1 − Var[R − V] / Var[R], divides by the variance of the value
-  targets R. Once CartPole is solved nearly every episode runs to the 500-step limit
-  and every state's target is about the same (≈ 1 / (1 − γ)), so Var[R] is ~0 and the
-  ratio is noise: healthy CartPole-v1 runs (default config, batched env, 100,000
-  steps) read −6.7 to 0.96 in their second half, median −0.19 and −0.94 for seeds 1
-  and 3, while their value loss was 1e-7 to 1e-5 of its peak. A critic that does not
-  learn keeps its value loss near its peak (lesson 08's Acrobot without reward
-  scaling, whose episodes all end at −500: 0.4x, explained variance ~0; a constant
-  episodic return does not tell the two apart), so the value-not-learning rule reads
-  only updates whose value loss is at least 1/1000 of its peak so far, and only when
-  they are at least half of the second half: once the critic fits most updates'
-  targets that closely, the few updates left are those in which a rare episode
-  failed (a solved CartPole-v0 run, seed 3 of the default config: 5 of 39, explained
-  variance ~0 in them; a critic fitted to near-constant targets does not foresee a
-  rare failure). Its threshold, a median below 0.1, sits between a critic that is
-  not trained at all (vf_coef=0: 0.001 on CartPole-v0, −0.007 on Pendulum-v1; not exactly 0, since
-  returns = advantages + values carries the untrained values' own variance) or one
-  trained on the wrong targets (lesson 08's returns = advantages: 0.02) and the
-  healthy runs of tests/test_doctor_runs.py (0.93 to 0.97).
-
-Every rule but non_finite needs a few updates of history (3 for the KL, clip fraction and policy loss;
-8 for the entropy, explained variance, value loss and policy-not-moving rules, and for
-explained variance 4 of them, and half of the second half, with targets that still
-vary; 3 with and 3 without a time-limit cut for the time-limit rule) and stays quiet on shorter
-runs.
+One rule per problem of `PROBLEMS`, each reading the metrics against the ranges of
+healthy PPO runs (approx KL about 0.001-0.03 per update, clip fraction about
+0.05-0.3, entropy falling slowly, explained variance rising towards 1), with the
+thresholds below as named constants. Every rule but non_finite needs a few updates of
+history and stays quiet on shorter runs. Where each range comes from and the runs
+that calibrated the rules: docs/doctor.md.
 """
 
 from __future__ import annotations
