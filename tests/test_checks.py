@@ -157,10 +157,25 @@ def test_ratio_check_names_mistake(fn, phrase):
 
 def test_ratio_check_accepts_correct_versions():
     assert checks.check_probability_ratio(probability_ratio)
-    assert checks.check_probability_ratio(lambda new, old: new.exp() / old.exp())
+    assert checks.check_probability_ratio(lambda new, old: torch.exp(new - old))
     assert checks.check_probability_ratio(
-        lambda new, old: torch.exp(new) * torch.exp(-old)
+        lambda new, old: torch.exp(-(old - new)).reshape(new.shape)
     )
+
+
+@pytest.mark.parametrize(
+    "fn",
+    [
+        lambda new, old: new.exp() / old.exp(),
+        lambda new, old: torch.exp(new) * torch.exp(-old),
+        lambda new, old: (new.double().exp() / old.double().exp()).float(),
+    ],
+)
+def test_ratio_check_rejects_exponentiating_each_log_prob(fn):
+    """Right in exact arithmetic, nan or inf once a log-probability leaves exp's range
+    (a narrow Gaussian's +110, a long sequence's −800): the check says why."""
+    with pytest.raises(AssertionError, match="Subtract first"):
+        checks.check_probability_ratio(fn)
 
 
 @pytest.mark.parametrize(
@@ -182,8 +197,15 @@ def test_surrogate_check_names_mistake(fn, phrase):
 def test_surrogate_check_accepts_correct_versions():
     assert checks.check_surrogate_objective(surrogate_objective)
     assert checks.check_surrogate_objective(
-        lambda n, o, a: torch.mean(a * (n.exp() / o.exp()))
+        lambda n, o, a: torch.mean(a * probability_ratio(n, o))
     )
+
+
+def test_surrogate_check_rejects_exponentiating_each_log_prob():
+    with pytest.raises(AssertionError, match="Subtract first"):
+        checks.check_surrogate_objective(
+            lambda n, o, a: torch.mean(a * (n.exp() / o.exp()))
+        )
 
 
 def test_surrogate_check_catches_a_gradient_only_bug():

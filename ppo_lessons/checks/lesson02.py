@@ -54,12 +54,47 @@ def log_prob_pair(shape: tuple[int, ...], gen: torch.Generator, spread: float = 
     return new, old
 
 
+def extreme_log_prob_pairs(gen: torch.Generator) -> list[tuple[torch.Tensor, ...]]:
+    """Log-probabilities outside the range where exp is finite, with ordinary ratios.
+
+    A 30-dimensional Gaussian policy with std 0.01 has log-densities near +110; an
+    unlikely high-dimensional action, or a whole sequence of tokens (lesson 10), far
+    below −100. exp of either overflows or underflows in float32 (exp is finite only
+    for arguments in about [−103, 88.7]; in float64 about [−745, 709.8]), so
+    exp(new) / exp(old) is inf/inf or 0/0 = nan, while exp(new − old) is fine.
+    """
+    pairs = []
+    for low in (95.0, -115.0, -800.0):
+        old = low + torch.rand(6, generator=gen) * 5
+        pairs.append((old + torch.randn(6, generator=gen) * 0.5, old))
+    return pairs
+
+
+def _finite_where_expected(
+    got: torch.Tensor, expected: torch.Tensor, what: str
+) -> None:
+    """Name the exp(new) / exp(old) mistake: a nan or inf where the ratio is finite."""
+    if bool(torch.isfinite(got.detach()).all()) or not bool(
+        torch.isfinite(expected).all()
+    ):
+        return
+    raise AssertionError(
+        f"{what} is {fmt(got)} where the right answer is {fmt(expected)}: these "
+        "log-probabilities are far from 0 (a narrow Gaussian's log-density is large and "
+        "positive, a long sequence's very negative), so exp(new) or exp(old) alone "
+        "overflows to inf or underflows to 0, and exp(new) / exp(old) (or "
+        "exp(new) · exp(−old)) comes out nan or inf. Subtract first and exponentiate "
+        "once: exp(new − old) is an ordinary number."
+    )
+
+
 @exercise("probability_ratio")
 def check_probability_ratio(fn: Callable, extra_cases: list[dict]) -> int:
     """Check `probability_ratio(new_log_probs, old_log_probs)` (Exercise 2.1)."""
     gen = generator(201)
     cases = [log_prob_pair(shape, gen) for shape in shapes()]
     cases.append((torch.tensor([-1.2, -0.3]), torch.tensor([-1.2, -0.3])))
+    cases += extreme_log_prob_pairs(gen)
     cases += [(c["new_log_probs"], c["old_log_probs"]) for c in extra_cases]
     for new, old in cases:
         where = f"computing ratios for log-probs of shape {list(new.shape)}"
@@ -67,6 +102,7 @@ def check_probability_ratio(fn: Callable, extra_cases: list[dict]) -> int:
         result, (new_copy, _) = call(fn, (new, old), where)
         got = tensor(result, "the ratio", new.shape, where)
         expected = probability_ratio(new.detach().double(), old.double())
+        _finite_where_expected(got, expected, "your ratio")
         if not close(got, expected):
             message = diagnose(got, _ratio_mistakes(new.detach(), old))
             raise AssertionError(
@@ -134,6 +170,9 @@ def check_surrogate_objective(fn: Callable, extra_cases: list[dict]) -> int:
     same = -torch.rand(8, generator=gen) - 0.2
     cases.append((same.clone(), same.clone(), torch.randn(8, generator=gen)))
     cases += [
+        (n, o, torch.randn(6, generator=gen)) for n, o in extreme_log_prob_pairs(gen)
+    ]
+    cases += [
         (c["new_log_probs"], c["old_log_probs"], c["advantages"]) for c in extra_cases
     ]
     for new, old, adv in cases:
@@ -144,6 +183,7 @@ def check_surrogate_objective(fn: Callable, extra_cases: list[dict]) -> int:
         expected = surrogate_objective(
             new.detach().double(), old.double(), adv.double()
         )
+        _finite_where_expected(got, expected, "your surrogate")
         if not close(got, expected):
             message = diagnose(got, _surrogate_mistakes(new.detach(), old, adv))
             raise AssertionError(
