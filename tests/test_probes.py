@@ -50,17 +50,3 @@ def test_returns_shuffled_apart_from_their_observations_fail_the_obs_rung():
         return ppo_update(agent, optimizer, unpaired_batch, settings, generator)
 
     assert first_failure({"ppo_update": unpaired}) == "ObsReward"
-
-
-def test_describe_says_which_given_functions_a_given_update_bypasses():
-    # catches a student told "your ppo_loss" is used when their own ppo_update
-    # (which calls whatever it imports) takes the trainer's place
-    from ppo_lessons.functions import describe, trainer_functions
-
-    only_loss = describe(trainer_functions({"ppo_loss": ppo_loss}))
-    assert "your functions: ppo_loss;" in only_loss and "Not called" not in only_loss
-    both = describe(trainer_functions({"ppo_loss": ppo_loss, "ppo_update": ppo_update}))
-    assert "your functions: ppo_update;" in both
-    assert both.endswith(
-        "your ppo_update takes their place (it calls what it imports): ppo_loss"
-    )
