@@ -49,6 +49,7 @@ EXERCISES: tuple[Exercise, ...] = (
     Exercise("4.1", "compute_gae", "ppo_lessons.gae", 4),
     Exercise("5.1", "gaussian_log_prob", "ppo_lessons.networks", 2),
     Exercise("5.2", "categorical_entropy", "ppo_lessons.networks", 2),
+    Exercise("5.3", "actor_critic_networks", "ppo_lessons.networks", 3),
     Exercise("6.1", "value_loss", "ppo_lessons.losses", 2),
     Exercise("6.2", "approx_kl", "ppo_lessons.update", 2),
     Exercise("6.3", "explained_variance", "ppo_lessons.update", 1),

@@ -36,6 +36,7 @@ TRAINER_EXERCISES: dict[str, str] = {
     "compute_gae": "advantages and returns after every rollout",
     "gaussian_log_prob": "log π(a|s) of Box actions (rollout and update)",
     "categorical_entropy": "the entropy of Discrete policies (update)",
+    "actor_critic_networks": "the actor and the critic, built once at the start",
     "value_loss": "the value term of the loss",
     "approx_kl": "the KL metric and the target_kl stop",
     "explained_variance": "the explained-variance metric",
@@ -50,6 +51,7 @@ REFERENCES: dict[str, Callable] = {
     "compute_gae": gae.compute_gae,
     "gaussian_log_prob": networks.gaussian_log_prob,
     "categorical_entropy": networks.categorical_entropy,
+    "actor_critic_networks": networks.actor_critic_networks,
     "value_loss": losses.value_loss,
     "approx_kl": update.approx_kl,
     "explained_variance": update.explained_variance,
@@ -70,6 +72,7 @@ class TrainerFunctions:
     explained_variance: Callable = update.explained_variance
     gaussian_log_prob: Callable = networks.gaussian_log_prob
     categorical_entropy: Callable = networks.categorical_entropy
+    actor_critic_networks: Callable = networks.actor_critic_networks
     update: update.UpdateFunctions = field(default_factory=update.UpdateFunctions)
     own: tuple[str, ...] = ()  # the names given by the user
     # given, but not called by the trainer: a given ppo_update takes their place
@@ -122,6 +125,7 @@ def trainer_functions(functions: Mapping[str, Callable] | None) -> TrainerFuncti
         explained_variance=pick["explained_variance"],
         gaussian_log_prob=pick["gaussian_log_prob"],
         categorical_entropy=pick["categorical_entropy"],
+        actor_critic_networks=pick["actor_critic_networks"],
         update=update_fns,
         own=tuple(name for name in TRAINER_EXERCISES if name in functions),
         bypassed=tuple(

@@ -11,9 +11,12 @@ The log-probability and entropy are written out here (`gaussian_log_prob`,
 `categorical_entropy`) instead of calling `torch.distributions`: they are the lesson's
 equations, and skipping the distribution objects also saves time per step.
 
-Orthogonal initialization with gain √2 for hidden layers, 0.01 for the policy output
-and 1 for the value output follows Engstrom et al. (2020) and Andrychowicz et al.
-(2021); the small policy gain makes the first policy nearly uniform.
+The actor and the critic are two separate MLPs (`actor_critic_networks`, Exercise 5.3),
+initialized orthogonally (Saxe et al., 2014) with zero biases and gain √2 for hidden
+layers, 0.01 for the policy output and 1 for the value output, following Engstrom et
+al. (2020) and Andrychowicz et al. (2021); the small policy gain makes the first
+policy nearly uniform. `ActorCritic` wraps them with the distribution: for Box
+actions it holds the state-independent log σ itself.
 """
 
 from __future__ import annotations
@@ -29,6 +32,7 @@ from ppo_lessons.validate import require_float_tensor, require_same_device
 
 __all__ = [
     "ActorCritic",
+    "actor_critic_networks",
     "categorical_entropy",
     "categorical_log_prob",
     "gaussian_entropy",
@@ -169,12 +173,85 @@ def mlp(
     return nn.Sequential(*layers)
 
 
+def actor_critic_networks(
+    obs_dim: int, action_dim: int, hidden_sizes: Sequence[int], activation: str
+) -> tuple[nn.Module, nn.Module]:
+    """The actor and the critic of PPO, two separate MLPs (Exercise 5.3).
+
+        actor:  [..., obs_dim] -> [..., action_dim]   logits z(s) (Categorical) or
+                                                       means μ(s) (diagonal Gaussian)
+        critic: [..., obs_dim] -> [..., 1]            V(s)
+
+    Each is `nn.Linear` layers of sizes obs_dim → hidden_sizes[0] → … →
+    hidden_sizes[-1] → output, with `activation` ("tanh": nn.Tanh, "relu": nn.ReLU)
+    between consecutive layers and none after the last (the output is a raw logit,
+    mean or value). Every layer is initialized orthogonally, W ← g·Q (all singular
+    values of W equal g), with a zero bias: g = √2 for the hidden layers, 0.01 for the
+    actor's output layer, 1 for the critic's. The two share no parameter, and all
+    weights are drawn from torch's global generator (`torch.manual_seed` fixes them).
+
+    Args:
+        obs_dim: the length of an observation.
+        action_dim: K actions (Categorical) or A action dimensions (Gaussian).
+        hidden_sizes: the widths of the hidden layers, e.g. (64, 64).
+        activation: "tanh" or "relu".
+
+    Returns:
+        (actor, critic), two `nn.Module`s.
+    """
+    actor = mlp([obs_dim, *hidden_sizes, action_dim], activation, 0.01, True)
+    critic = mlp([obs_dim, *hidden_sizes, 1], activation, 1.0, True)
+    return actor, critic
+
+
+def linear_layers(module: nn.Module) -> list[nn.Linear]:
+    """The `nn.Linear` layers of `module`, in the order they were registered."""
+    return [m for m in module.modules() if isinstance(m, nn.Linear)]
+
+
+NetworksFn = Callable[[int, int, Sequence[int], str], tuple[nn.Module, nn.Module]]
+
+
+def build_networks(
+    networks: NetworksFn,
+    obs_dim: int,
+    action_dim: int,
+    hidden_sizes: Sequence[int],
+    activation: str,
+    ortho_init: bool,
+) -> tuple[nn.Module, nn.Module]:
+    """(actor, critic) from `networks`; with `ortho_init=False` each of their linear
+    layers is reset to PyTorch's default initialization, drawing the same random
+    numbers as freshly created layers would (the networks' own init is drawn from a
+    forked generator and discarded)."""
+    if ortho_init:
+        actor, critic = networks(obs_dim, action_dim, tuple(hidden_sizes), activation)
+    else:
+        with torch.random.fork_rng(devices=[]):
+            actor, critic = networks(
+                obs_dim, action_dim, tuple(hidden_sizes), activation
+            )
+        for layer in linear_layers(actor) + linear_layers(critic):
+            layer.reset_parameters()
+    for name, net in (("actor", actor), ("critic", critic)):
+        if not isinstance(net, nn.Module) or not linear_layers(net):
+            raise ValueError(
+                f"the networks function must return (actor, critic), two nn.Modules "
+                f"built of nn.Linear layers; its {name} is {type(net).__name__}"
+            )
+    return actor, critic
+
+
 class ActorCritic(nn.Module):
     """Policy and value networks for Box observations and Discrete or Box actions.
 
-    `shared=False` (the default in the trainer) gives two separate MLPs; `shared=True`
-    one trunk with a policy head and a value head (then the value loss also shapes the
-    policy's features, so `vf_coef` matters more). Observation normalization lives in
+    `shared=False` (the default in the trainer) gives two separate MLPs, built by
+    `networks` (`actor_critic_networks`, or a student's own of Exercise 5.3 with its
+    contract); `shared=True` one trunk with a policy head and a value head (then the
+    value loss also shapes the policy's features, so `vf_coef` matters more). With
+    `ortho_init=False` every `nn.Linear` of the networks gets PyTorch's default
+    initialization instead, drawn as if the layers had just been created (the
+    ablation of lesson 08). Observation normalization lives in
     the agent (`obs_rms`), so a saved agent carries its statistics; they change only
     through `obs_rms.update`, which only the trainer calls.
 
@@ -197,12 +274,18 @@ class ActorCritic(nn.Module):
         init_value: float = 0.0,
         norm_obs: bool = False,
         squash_to: tuple[Sequence[float], Sequence[float]] | None = None,
+        networks: NetworksFn = actor_critic_networks,
     ) -> None:
         super().__init__()
         self.discrete = discrete
         self.action_dim = action_dim
         self.shared = shared
         hidden = list(hidden_sizes)
+        if shared and networks is not actor_critic_networks:
+            raise ValueError(
+                "shared=True builds one trunk with two heads; a networks function "
+                "builds a separate actor and critic: use shared=False with it"
+            )
         if shared:
             trunk = mlp([obs_dim, *hidden], activation, math.sqrt(2.0), ortho_init)
             trunk.append(ACTIVATIONS[activation]())  # features end in an activation
@@ -211,12 +294,11 @@ class ActorCritic(nn.Module):
             self.critic = layer_init(nn.Linear(hidden[-1], 1), 1.0, ortho_init)
         else:
             self.trunk = nn.Identity()
-            self.actor = mlp(
-                [obs_dim, *hidden, action_dim], activation, 0.01, ortho_init
+            self.actor, self.critic = build_networks(
+                networks, obs_dim, action_dim, hidden, activation, ortho_init
             )
-            self.critic = mlp([obs_dim, *hidden, 1], activation, 1.0, ortho_init)
         with torch.no_grad():  # the value the critic predicts before any training
-            (self.critic if shared else self.critic[-1]).bias.fill_(float(init_value))
+            linear_layers(self.critic)[-1].bias.fill_(float(init_value))
         if not discrete:
             self.log_std = nn.Parameter(torch.full((action_dim,), float(init_log_std)))
         self.obs_rms = RunningMeanStd((obs_dim,)) if norm_obs else None

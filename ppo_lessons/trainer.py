@@ -59,7 +59,7 @@ from ppo_lessons.envs import (
 )
 from ppo_lessons.functions import TrainerFunctions, trainer_functions
 from ppo_lessons.history import LOSS_METRICS, HistoryRow
-from ppo_lessons.networks import ActorCritic
+from ppo_lessons.networks import ActorCritic, NetworksFn, actor_critic_networks
 from ppo_lessons.normalize import RewardScaler
 from ppo_lessons.rollout import gae_from_buffer
 from ppo_lessons.speed import FlatAdam
@@ -212,7 +212,12 @@ def start_run(
     device = resolve_device(config.device)
     torch.manual_seed(config.seed)  # the networks' initial weights
     envs = make_envs(config)
-    agent = make_agent(config, envs.single_observation_space, envs.single_action_space)
+    agent = make_agent(
+        config,
+        envs.single_observation_space,
+        envs.single_action_space,
+        networks=fns.actor_critic_networks,
+    )
     agent.to(device)
     agent.use_functions(fns.gaussian_log_prob, fns.categorical_entropy)
     optimizer = FlatAdam(  # one flat tensor: one Adam step, one clipping norm
@@ -254,9 +259,13 @@ def make_envs(config: PPOConfig, num_envs: int | None = None) -> gym.vector.Vect
 
 
 def make_agent(
-    config: PPOConfig, observation_space: gym.Space, action_space: gym.Space
+    config: PPOConfig,
+    observation_space: gym.Space,
+    action_space: gym.Space,
+    networks: NetworksFn = actor_critic_networks,
 ) -> ActorCritic:
-    """The actor-critic for these spaces, built as `config` says."""
+    """The actor-critic for these spaces, built as `config` says; its separate actor
+    and critic come from `networks` (Exercise 5.3's contract)."""
     check_spaces(observation_space, action_space)
     discrete = isinstance(action_space, gym.spaces.Discrete)
     return ActorCritic(
@@ -271,6 +280,7 @@ def make_agent(
         init_value=config.init_value,
         norm_obs=config.norm_obs,
         squash_to=squash_bounds(config, action_space),
+        networks=networks,
     )
 
 

@@ -40,6 +40,7 @@ from ppo_lessons.checks.lesson02 import (
 from ppo_lessons.checks.lesson03 import check_clipped_surrogate_objective
 from ppo_lessons.checks.lesson04 import check_compute_gae
 from ppo_lessons.checks.lesson05 import (
+    check_actor_critic_networks,
     check_categorical_entropy,
     check_gaussian_log_prob,
 )
@@ -53,6 +54,7 @@ from ppo_lessons.checks.lesson07 import check_collect_rollout, check_ppo_update
 from ppo_lessons.checks.lesson09 import check_cartpole_step
 
 __all__ = [
+    "check_actor_critic_networks",
     "check_approx_kl",
     "check_cartpole_step",
     "check_categorical_entropy",
