@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import subprocess
 from pathlib import Path
 
 import nbformat
@@ -39,6 +40,42 @@ def test_ci_runs_exactly_the_readme_test_command():
     command = "python3 scripts/course.py test"
     assert command in readme
     assert ci.strip().splitlines()[-1] == command
+
+
+DOCS = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
+
+
+@pytest.mark.parametrize("page", DOCS, ids=lambda p: p.name)
+def test_every_link_of_the_readme_and_docs_resolves(page):
+    """Relative links and pictures point at files that exist (anchors not checked)."""
+    targets = re.findall(r"\]\(([^)#\s]+)[^)]*\)", page.read_text())
+    local = [t for t in targets if "://" not in t]
+    missing = [t for t in local if not (page.parent / t).exists()]
+    assert not missing, f"{page.name} links to missing files: {missing}"
+
+
+def test_readme_says_where_every_folder_and_module_lives():
+    """The README's "where things live" table names every top-level folder of the
+    project and every module and subpackage of ppo_lessons."""
+    readme = (ROOT / "README.md").read_text()
+    table = readme.split("## Where things live", 1)[1].split("\n## ", 1)[0]
+    rows = [line.split("|")[1] for line in table.splitlines() if line.startswith("| `")]
+    named = {
+        name.rstrip("/").rsplit("/", 1)[-1]
+        for row in rows
+        for name in re.findall(r"`([^`]+)`", row)
+    }
+    out = subprocess.run(
+        ["git", "ls-files"], cwd=ROOT, capture_output=True, text=True, check=False
+    )
+    if out.returncode != 0:
+        pytest.skip("not a git checkout")
+    folders = {line.split("/", 1)[0] for line in out.stdout.splitlines() if "/" in line}
+    package = ROOT / "ppo_lessons"
+    modules = {p.name for p in package.glob("*.py")}
+    modules |= {p.name for p in package.iterdir() if (p / "__init__.py").exists()}
+    missing = sorted((folders | modules) - named)
+    assert not missing, f"not in the README's where-things-live table: {missing}"
 
 
 @pytest.mark.parametrize("solution", SOLUTIONS, ids=lambda p: p.name)
