@@ -70,10 +70,15 @@ def test_readme_says_where_every_folder_and_module_lives():
     )
     if out.returncode != 0:
         pytest.skip("not a git checkout")
-    folders = {line.split("/", 1)[0] for line in out.stdout.splitlines() if "/" in line}
-    package = ROOT / "ppo_lessons"
-    modules = {p.name for p in package.glob("*.py")}
-    modules |= {p.name for p in package.iterdir() if (p / "__init__.py").exists()}
+    files = [Path(line).parts for line in out.stdout.splitlines()]
+    folders = {parts[0] for parts in files if len(parts) > 1}
+    # ppo_lessons/x.py and ppo_lessons/sub/ (a subpackage is a folder with __init__.py)
+    modules = {
+        parts[1]
+        for parts in files
+        if parts[0] == "ppo_lessons"
+        and (parts[1].endswith(".py") or parts[2:] == ("__init__.py",))
+    }
     missing = sorted((folders | modules) - named)
     assert not missing, f"not in the README's where-things-live table: {missing}"
 
