@@ -10,7 +10,9 @@ come from one linear solve,
     V = r_π + γ P_π V    ⇔    V = (I − γ P_π)⁻¹ r_π,
     Q(s, a) = r(s, a) + γ (1 − terminal(s, a)) V(s′(s, a)),   A(s, a) = Q(s, a) − V(s),
 
-so any advantage estimator's bias and variance can be measured against the truth.
+so any advantage estimator's bias and variance can be measured against the truth. The
+expectation of an n-step return that bootstraps from a value table V̂ is exact too
+(`expected_n_step_returns`): it separates an estimate's bias from its noise.
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ __all__ = [
     "ChainRollout",
     "exact_action_values",
     "exact_values",
+    "expected_n_step_returns",
     "sample_rollout",
 ]
 
@@ -69,17 +72,8 @@ class Chain:
 def exact_values(chain: Chain, gamma: float) -> torch.Tensor:
     """[K] float64 V^π(s), by solving (I − γ P_π) V = r_π exactly."""
     gamma = require_unit_interval("gamma", gamma)
-    k = chain.num_states
-    transitions = torch.zeros(k, k, dtype=torch.float64)  # (K, K) P_π, goal dropped
-    mean_rewards = torch.zeros(k, dtype=torch.float64)  # (K,) r_π(s)
-    left_prob, right_prob = chain.policy.tolist()
-    for s in range(k):
-        transitions[s, max(s - 1, 0)] += left_prob
-        if s + 1 < k:
-            transitions[s, s + 1] += right_prob
-        reward_right = chain.goal_reward if s + 1 == k else chain.step_reward
-        mean_rewards[s] = left_prob * chain.step_reward + right_prob * reward_right
-    system = torch.eye(k, dtype=torch.float64) - gamma * transitions
+    transitions, mean_rewards = _policy_transitions(chain)
+    system = torch.eye(chain.num_states, dtype=torch.float64) - gamma * transitions
     return torch.linalg.solve(system, mean_rewards)
 
 
@@ -97,6 +91,54 @@ def exact_action_values(chain: Chain, gamma: float) -> torch.Tensor:
         )
         q[:, action] = reward + gamma * values[following]  # V(goal) = 0
     return q
+
+
+def _policy_transitions(chain: Chain) -> tuple[torch.Tensor, torch.Tensor]:
+    """(P_π [K, K] with the goal dropped, r_π [K]) under the chain's fixed policy."""
+    k = chain.num_states
+    transitions = torch.zeros(k, k, dtype=torch.float64)  # (K, K) P_π, goal dropped
+    mean_rewards = torch.zeros(k, dtype=torch.float64)  # (K,) r_π(s)
+    left_prob, right_prob = chain.policy.tolist()
+    for s in range(k):
+        transitions[s, max(s - 1, 0)] += left_prob
+        if s + 1 < k:
+            transitions[s, s + 1] += right_prob
+        reward_right = chain.goal_reward if s + 1 == k else chain.step_reward
+        mean_rewards[s] = left_prob * chain.step_reward + right_prob * reward_right
+    return transitions, mean_rewards
+
+
+def expected_n_step_returns(
+    chain: Chain, value_table: torch.Tensor, gamma: float, n: int | None
+) -> torch.Tensor:
+    """[K, 2] float64 E[G^(n) | s_0 = s, a_0 = a] for a = left (0), right (1), where
+
+        G^(n) = Σ_{k<n} γ^k r_k + γ^n V̂(s_n)   (no bootstrap once the goal is reached)
+
+    bootstraps from `value_table` [K] V̂ after n real rewards; n = None means no
+    bootstrap at all (the Monte-Carlo return), whose expectation is Q^π(s, a). So the
+    n-step advantage Â^(n) = G^(n) − V̂(s_0) has expectation this minus V̂(s).
+    """
+    gamma = require_unit_interval("gamma", gamma)
+    if n is None:
+        return exact_action_values(chain, gamma)
+    if not isinstance(n, int) or n < 1:
+        raise ValueError(f"n must be an integer >= 1 or None, got {n!r}")
+    transitions, mean_rewards = _policy_transitions(chain)
+    # W_m = Σ_{k<m} γ^k P^k r_π + γ^m P^m V̂: the expected return of m more steps
+    following = value_table.to(torch.float64).clone()  # (K,) W_0 = V̂
+    for _ in range(n - 1):
+        following = mean_rewards + gamma * transitions @ following  # W_{m+1}
+    following = torch.cat([following, torch.zeros(1, dtype=torch.float64)])  # goal: 0
+    states = torch.arange(chain.num_states)
+    expected = torch.empty(chain.num_states, 2, dtype=torch.float64)  # (K, 2)
+    for action in (LEFT, RIGHT):
+        reached = chain.next_state(states, torch.full_like(states, action))
+        reward = torch.where(
+            reached == chain.num_states, chain.goal_reward, chain.step_reward
+        )
+        expected[:, action] = reward + gamma * following[reached]
+    return expected
 
 
 @dataclass(frozen=True)

@@ -5,7 +5,13 @@ from __future__ import annotations
 import pytest
 import torch
 
-from ppo_lessons.chain import Chain, exact_action_values, exact_values, sample_rollout
+from ppo_lessons.chain import (
+    Chain,
+    exact_action_values,
+    exact_values,
+    expected_n_step_returns,
+    sample_rollout,
+)
 from ppo_lessons.gae import compute_gae
 
 
@@ -74,3 +80,32 @@ def test_bad_chain_is_rejected():
         Chain(num_states=0)
     with pytest.raises(ValueError, match="p_right"):
         Chain(p_right=1.5)
+
+
+def test_expected_n_step_returns_limits_and_monte_carlo():
+    """n = ∞ is Q^π; with the exact V^π every n gives Q^π; a sampled mean agrees."""
+    chain = Chain(num_states=5, p_right=0.7, reward_noise=0.1)
+    gamma = 0.95
+    values, q = exact_values(chain, gamma), exact_action_values(chain, gamma)
+    torch.testing.assert_close(
+        expected_n_step_returns(chain, values / 2, gamma, None), q
+    )
+    for n in (1, 3, 50):
+        torch.testing.assert_close(expected_n_step_returns(chain, values, gamma, n), q)
+    # n = 1 by hand: r(s, a) + γ V̂(s′), with V̂(goal) = 0
+    critic = torch.arange(5, dtype=torch.float64)
+    one = expected_n_step_returns(chain, critic, gamma, 1)
+    assert one[2, 1].item() == pytest.approx(gamma * 3.0)
+    assert one[0, 0].item() == pytest.approx(gamma * 0.0)  # the wall: stays at 0
+    assert one[4, 1].item() == pytest.approx(1.0)  # the goal: no bootstrap
+    # a 2-step return from state 2, first action right, sampled
+    rollout = sample_rollout(chain, 20000, 2, torch.Generator().manual_seed(0), 2)
+    r, v, nv, term, _ = rollout.gae_inputs(critic)
+    alive = 1 - term[0]
+    sampled = r[0] + gamma * alive * (r[1] + gamma * (1 - term[1]) * nv[1])
+    right = rollout.actions[0] == 1
+    expected = expected_n_step_returns(chain, critic, gamma, 2)[2, 1].item()
+    # standard error of the mean is about 0.01 here
+    assert sampled[right].mean().item() == pytest.approx(expected, abs=0.04)
+    with pytest.raises(ValueError, match="n must be"):
+        expected_n_step_returns(chain, critic, gamma, 0)

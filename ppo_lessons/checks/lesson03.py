@@ -159,6 +159,23 @@ def clipped_mistakes(
             (r * a).mean(),
         ),
         (
+            "the bound of a sample depends on the sign of its advantage: you used "
+            "(1 + ε)·A for every sample, but for A < 0 it is (1 − ε)·A (in Spinning "
+            "Up's form min(r·A, g(ε, A)), g has one case per sign).",
+            torch.minimum(r * a, (1 + eps) * a).mean(),
+        ),
+        (
+            "the bound of a sample depends on the sign of its advantage: you used "
+            "(1 − ε)·A for every sample, but for A > 0 it is (1 + ε)·A (in Spinning "
+            "Up's form min(r·A, g(ε, A)), g has one case per sign).",
+            torch.minimum(r * a, (1 - eps) * a).mean(),
+        ),
+        (
+            "the two cases of g(ε, A) are swapped: for A ≥ 0 the cap is (1 + ε)·A, for "
+            "A < 0 it is (1 − ε)·A.",
+            torch.minimum(r * a, torch.where(a >= 0, 1 - eps, 1 + eps) * a).mean(),
+        ),
+        (
             "the ratio is upside down: use r = exp(new − old).",
             torch.minimum(
                 torch.exp(o - n) * a,
@@ -201,6 +218,10 @@ def check_clipped_surrogate_objective(fn: Callable, extra_cases: list[dict]) -> 
             0.15,
         )
     )
+    # unlikely actions (a continuous action in many dimensions): exp(log π) underflows
+    # to 0 in float32 below about −104, so a ratio of probabilities is 0/0
+    new, old = log_prob_pair((16,), gen, spread=0.2)
+    cases.append((new - 110.0, old - 110.0, torch.randn(16, generator=gen), 0.2))
     cases += [
         (c["new_log_probs"], c["old_log_probs"], c["advantages"], c["clip_eps"])
         for c in extra_cases
@@ -226,7 +247,13 @@ def check_clipped_surrogate_objective(fn: Callable, extra_cases: list[dict]) -> 
         if close(got, expected) and close(grad, expected_grad):
             continue
         message = None
-        if not close(got, expected):
+        if not torch.isfinite(got).all() and float(old.max()) < -100:
+            message = (
+                "your objective is not finite for log-probabilities near −110 (unlikely"
+                " actions): exp(log π) underflows to 0 in float32, so a ratio of "
+                "probabilities is 0/0. Compute r = exp(new_log_probs − old_log_probs)."
+            )
+        elif not close(got, expected):
             message = diagnose(got, clipped_mistakes(new.detach(), old, adv, eps))
         message = message or _probe_clipped(fn, eps)
         if message is None:
