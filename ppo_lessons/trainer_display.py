@@ -1,9 +1,9 @@
 """What the trainer shows while it runs: a progress bar, a live plot for notebooks,
 and an inline animation of an episode.
 
-Each leaves something a saved notebook shows on a static page too: the bar its final
-line (`ppo_lessons.progress`), the plot its last figure, the animation a strip of
-frames beside the player.
+Each leaves something a saved notebook shows on a static page too, under any
+matplotlib backend: the bar its final line (`ppo_lessons.progress`), the plot its
+last figure as a PNG, the animation a strip of frames beside the player.
 """
 
 from __future__ import annotations
@@ -154,17 +154,34 @@ class LivePlot:
         return fig
 
     def draw(self) -> None:
-        """Show the figure, replacing the one shown before (one output per run)."""
+        """Show the figure, replacing the one shown before (one output per run).
+
+        The figure goes out as a PNG made here, not as the `Figure` itself: a Figure
+        becomes a picture only under the inline backend (under `MPLBACKEND=Agg`, as
+        the test command sets, the saved notebook would keep the text
+        `<Figure size 1400x300 with 4 Axes>`). So the last draw, the run's final
+        state, is what a saved notebook shows under any backend.
+        """
         import matplotlib.pyplot as plt
+        from IPython.core.interactiveshell import InteractiveShell
         from IPython.display import display
+
+        from ppo_lessons.widgets.static import figure_png
 
         fig = self.figure()
         self.draws += 1
-        self.drawn_update = self.history[-1]["update"]
-        if self.handle is None:
-            self.handle = display(fig, display_id=True)  # None outside a notebook
-        else:
-            self.handle.update(fig)
+        last = self.history[-1]
+        self.drawn_update = last["update"]
+        if InteractiveShell.initialized():  # outside IPython there is nothing to show
+            picture = {
+                "image/png": figure_png(fig),
+                "text/plain": f"live plot at update {last['update']} "
+                f"({last['step']:,} environment steps)",
+            }
+            if self.handle is None:
+                self.handle = display(picture, raw=True, display_id=True)
+            else:
+                self.handle.update(picture, raw=True)
         plt.close(fig)
 
 
