@@ -251,8 +251,15 @@ def clip_loss_form(new, old, adv, eps):
     return -loss
 
 
+def clip_g_form(new, old, adv, eps):
+    """Spinning Up's form: min(r·A, g(ε, A)), g = (1 + ε)A if A ≥ 0 else (1 − ε)A."""
+    r = torch.exp(new - old)
+    return torch.minimum(r * adv, torch.where(adv >= 0, 1 + eps, 1 - eps) * adv).mean()
+
+
 @pytest.mark.parametrize(
-    "fn", [clipped_surrogate_objective, clip_loop, clip_where, clip_loss_form]
+    "fn",
+    [clipped_surrogate_objective, clip_loop, clip_where, clip_loss_form, clip_g_form],
 )
 def test_clipped_check_accepts_correct_versions(fn):
     assert checks.check_clipped_surrogate_objective(fn).passed is True
@@ -320,6 +327,27 @@ def _clip(r, eps):
         (
             lambda n, o, a, e: torch.min(n / o * a, _clip(n / o, e) * a).mean(),
             "LOG-probabilities",
+        ),
+        (
+            lambda n, o, a, e: torch.min(
+                torch.exp(n) / torch.exp(o) * a,
+                _clip(torch.exp(n) / torch.exp(o), e) * a,
+            ).mean(),
+            "underflows",
+        ),
+        (
+            lambda n, o, a, e: torch.min(torch.exp(n - o) * a, (1 + e) * a).mean(),
+            r"used \(1 \+ ε\)·A for every sample",
+        ),
+        (
+            lambda n, o, a, e: torch.min(torch.exp(n - o) * a, (1 - e) * a).mean(),
+            r"used \(1 − ε\)·A for every sample",
+        ),
+        (
+            lambda n, o, a, e: torch.min(
+                torch.exp(n - o) * a, torch.where(a >= 0, 1 - e, 1 + e) * a
+            ).mean(),
+            "swapped",
         ),
         (
             lambda n, o, a, e: torch.min(
