@@ -69,6 +69,21 @@ class Chain:
         return torch.where(actions == RIGHT, states + 1, (states - 1).clamp(min=0))
 
 
+def _policy_transitions(chain: Chain) -> tuple[torch.Tensor, torch.Tensor]:
+    """(P_π [K, K] with the goal dropped, r_π [K]) under the chain's fixed policy."""
+    k = chain.num_states
+    transitions = torch.zeros(k, k, dtype=torch.float64)  # (K, K) P_π, goal dropped
+    mean_rewards = torch.zeros(k, dtype=torch.float64)  # (K,) r_π(s)
+    left_prob, right_prob = chain.policy.tolist()
+    for s in range(k):
+        transitions[s, max(s - 1, 0)] += left_prob
+        if s + 1 < k:
+            transitions[s, s + 1] += right_prob
+        reward_right = chain.goal_reward if s + 1 == k else chain.step_reward
+        mean_rewards[s] = left_prob * chain.step_reward + right_prob * reward_right
+    return transitions, mean_rewards
+
+
 def exact_values(chain: Chain, gamma: float) -> torch.Tensor:
     """[K] float64 V^π(s), by solving (I − γ P_π) V = r_π exactly."""
     gamma = require_unit_interval("gamma", gamma)
@@ -91,21 +106,6 @@ def exact_action_values(chain: Chain, gamma: float) -> torch.Tensor:
         )
         q[:, action] = reward + gamma * values[following]  # V(goal) = 0
     return q
-
-
-def _policy_transitions(chain: Chain) -> tuple[torch.Tensor, torch.Tensor]:
-    """(P_π [K, K] with the goal dropped, r_π [K]) under the chain's fixed policy."""
-    k = chain.num_states
-    transitions = torch.zeros(k, k, dtype=torch.float64)  # (K, K) P_π, goal dropped
-    mean_rewards = torch.zeros(k, dtype=torch.float64)  # (K,) r_π(s)
-    left_prob, right_prob = chain.policy.tolist()
-    for s in range(k):
-        transitions[s, max(s - 1, 0)] += left_prob
-        if s + 1 < k:
-            transitions[s, s + 1] += right_prob
-        reward_right = chain.goal_reward if s + 1 == k else chain.step_reward
-        mean_rewards[s] = left_prob * chain.step_reward + right_prob * reward_right
-    return transitions, mean_rewards
 
 
 def expected_n_step_returns(
