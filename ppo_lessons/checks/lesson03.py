@@ -107,6 +107,29 @@ def _probe_clipped(fn: Callable, eps: float) -> str | None:
     return None
 
 
+def _g_form_mistakes(r: torch.Tensor, a: torch.Tensor, eps: float) -> list:
+    """Typical mistakes of Spinning Up's form min(r·A, g(ε, A)): the sign cases."""
+    return [
+        (
+            "the bound of a sample depends on the sign of its advantage: you used "
+            "(1 + ε)·A for every sample, but for A < 0 it is (1 − ε)·A (in Spinning "
+            "Up's form min(r·A, g(ε, A)), g has one case per sign).",
+            torch.minimum(r * a, (1 + eps) * a).mean(),
+        ),
+        (
+            "the bound of a sample depends on the sign of its advantage: you used "
+            "(1 − ε)·A for every sample, but for A > 0 it is (1 + ε)·A (in Spinning "
+            "Up's form min(r·A, g(ε, A)), g has one case per sign).",
+            torch.minimum(r * a, (1 - eps) * a).mean(),
+        ),
+        (
+            "the two cases of g(ε, A) are swapped: for A ≥ 0 the cap is (1 + ε)·A, for "
+            "A < 0 it is (1 − ε)·A.",
+            torch.minimum(r * a, torch.where(a >= 0, 1 - eps, 1 + eps) * a).mean(),
+        ),
+    ]
+
+
 def clipped_mistakes(
     new: torch.Tensor, old: torch.Tensor, adv: torch.Tensor, eps: float
 ) -> list:
@@ -159,23 +182,6 @@ def clipped_mistakes(
             (r * a).mean(),
         ),
         (
-            "the bound of a sample depends on the sign of its advantage: you used "
-            "(1 + ε)·A for every sample, but for A < 0 it is (1 − ε)·A (in Spinning "
-            "Up's form min(r·A, g(ε, A)), g has one case per sign).",
-            torch.minimum(r * a, (1 + eps) * a).mean(),
-        ),
-        (
-            "the bound of a sample depends on the sign of its advantage: you used "
-            "(1 − ε)·A for every sample, but for A > 0 it is (1 + ε)·A (in Spinning "
-            "Up's form min(r·A, g(ε, A)), g has one case per sign).",
-            torch.minimum(r * a, (1 - eps) * a).mean(),
-        ),
-        (
-            "the two cases of g(ε, A) are swapped: for A ≥ 0 the cap is (1 + ε)·A, for "
-            "A < 0 it is (1 − ε)·A.",
-            torch.minimum(r * a, torch.where(a >= 0, 1 - eps, 1 + eps) * a).mean(),
-        ),
-        (
             "the ratio is upside down: use r = exp(new − old).",
             torch.minimum(
                 torch.exp(o - n) * a,
@@ -187,6 +193,7 @@ def clipped_mistakes(
             torch.minimum(n / o * a, torch.clamp(n / o, 1 - eps, 1 + eps) * a).mean(),
         ),
     ]
+    mistakes += _g_form_mistakes(r, a, eps)
     for fixed in (0.2, 0.1, 0.3):
         if not math.isclose(fixed, eps):
             clip_fixed = torch.clamp(r, 1 - fixed, 1 + fixed)
