@@ -7,9 +7,15 @@
 
 from __future__ import annotations
 
-from typing import TypedDict
+import math
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, TypedDict
 
-__all__ = ["LOSS_METRICS", "METRIC_NAMES", "HistoryRow"]
+if TYPE_CHECKING:
+    import numpy as np
+    import torch
+
+__all__ = ["LOSS_METRICS", "METRIC_NAMES", "HistoryRow", "history_row"]
 
 
 class HistoryRow(TypedDict):
@@ -35,3 +41,36 @@ class HistoryRow(TypedDict):
 METRIC_NAMES: tuple[str, ...] = tuple(HistoryRow.__annotations__)
 # the metrics whose nan or inf means the run diverged
 LOSS_METRICS: tuple[str, ...] = ("policy_loss", "value_loss", "entropy", "approx_kl")
+
+
+def history_row(
+    step: int,
+    update: int,
+    episode_returns: torch.Tensor | np.ndarray,
+    episode_lengths: torch.Tensor | np.ndarray,
+    numbers: Mapping[str, float],
+    learning_rate: float,
+    steps_per_second: float,
+) -> HistoryRow:
+    """The row of one update (one agent, or one member of a population):
+    `episode_returns` and `episode_lengths` are the episodes that ended (arrays),
+    `numbers` the update's metrics by name (the `MINIBATCH_METRICS` of
+    `ppo_lessons.update`, `epochs`, `explained_variance`, `value_mean`)."""
+    ended = len(episode_returns)
+    return HistoryRow(
+        step=step,
+        update=update,
+        episodic_return=float(episode_returns.mean()) if ended else math.nan,
+        episodic_length=float(episode_lengths.mean()) if ended else math.nan,
+        episodes=ended,
+        policy_loss=float(numbers["policy_loss"]),
+        value_loss=float(numbers["value_loss"]),
+        entropy=float(numbers["entropy"]),
+        approx_kl=float(numbers["approx_kl"]),
+        clip_fraction=float(numbers["clip_fraction"]),
+        epochs=int(numbers["epochs"]),
+        explained_variance=float(numbers["explained_variance"]),
+        value_mean=float(numbers["value_mean"]),
+        learning_rate=learning_rate,
+        steps_per_second=steps_per_second,
+    )

@@ -58,7 +58,7 @@ from ppo_lessons.envs import (
     resolve_device,
 )
 from ppo_lessons.functions import TrainerFunctions, trainer_functions
-from ppo_lessons.history import LOSS_METRICS, HistoryRow
+from ppo_lessons.history import LOSS_METRICS, HistoryRow, history_row
 from ppo_lessons.networks import ActorCritic, NetworksFn, actor_critic_networks
 from ppo_lessons.normalize import RewardScaler
 from ppo_lessons.rollout import gae_from_buffer
@@ -386,25 +386,12 @@ def log_update(
     run.recent_returns.extend(ep_returns.tolist())
     ev = run.functions.explained_variance(buffer.values.flatten(), returns.flatten())
     numbers = {key: float(value) for key, value in metrics.items()}
-    explained = float(ev)
-    return HistoryRow(
-        step=run.global_step,
-        update=run.update,
-        episodic_return=float(ep_returns.mean()) if len(ep_returns) else math.nan,
-        episodic_length=float(ep_lengths.mean()) if len(ep_lengths) else math.nan,
-        episodes=len(ep_returns),
-        policy_loss=numbers["policy_loss"],
-        value_loss=numbers["value_loss"],
-        entropy=numbers["entropy"],
-        approx_kl=numbers["approx_kl"],
-        clip_fraction=numbers["clip_fraction"],
-        epochs=int(numbers["epochs"]),
-        explained_variance=explained,
-        value_mean=float(buffer.values.mean()),
-        learning_rate=run.optimizer.param_groups[0]["lr"],
-        steps_per_second=buffer.num_steps
-        * buffer.num_envs
-        / (time.perf_counter() - started),
+    numbers["explained_variance"] = float(ev)
+    numbers["value_mean"] = float(buffer.values.mean())
+    speed = buffer.num_steps * buffer.num_envs / (time.perf_counter() - started)
+    lr = run.optimizer.param_groups[0]["lr"]
+    return history_row(
+        run.global_step, run.update, ep_returns, ep_lengths, numbers, lr, speed
     )
 
 

@@ -39,11 +39,14 @@ __all__ = [
     "PPOLossTerms",
     "UpdateFunctions",
     "UpdateSettings",
+    "advantages_for_loss",
     "approx_kl",
+    "clip_fraction",
     "explained_variance",
     "flatten_parameters",
     "minibatch_indices",
     "minibatch_loss",
+    "minibatch_metrics",
     "normalize_advantages",
     "ppo_loss",
     "ppo_loss_terms",
@@ -108,6 +111,23 @@ def normalize_advantages(advantages: torch.Tensor) -> torch.Tensor:
     return (advantages - advantages.mean()) / (advantages.std() + 1e-8)
 
 
+def advantages_for_loss(
+    advantages: torch.Tensor, normalize: bool | torch.Tensor
+) -> torch.Tensor:
+    """The advantages the loss uses: `normalize_advantages(A)` where `normalize`,
+    else A. `normalize` is a bool, or a 0-d bool tensor (a population's member
+    `norm_adv`, mapped over the members by `vmap`)."""
+    if isinstance(normalize, torch.Tensor):
+        return torch.where(normalize, normalize_advantages(advantages), advantages)
+    return normalize_advantages(advantages) if normalize else advantages
+
+
+def clip_fraction(ratio: torch.Tensor, clip_eps: float | torch.Tensor) -> torch.Tensor:
+    """The share of samples whose ratio was clipped, |r − 1| > ε, over the last axis:
+    [] for ratios [M]; (K,) for a population's (K, M) with ε a (K, 1) column."""
+    return (ratio.sub(1).abs() > clip_eps).float().mean(-1)
+
+
 Objective = Callable[[torch.Tensor, torch.Tensor, torch.Tensor, float], torch.Tensor]
 ValueLoss = Callable[
     [torch.Tensor, torch.Tensor, torch.Tensor, float | None], torch.Tensor
@@ -142,13 +162,16 @@ def ppo_loss_terms(
 ) -> PPOLossTerms:
     """`ppo_loss` and its terms; `objective` and `value_loss_fn` (the contracts of
     exercises 3.1 and 6.1) can be a student's own. `entropy` may be None only when
-    `ent_coef` is 0 (the trainer skips computing it when nobody reads it)."""
+    `ent_coef` is 0 (the trainer skips computing it when nobody reads it).
+
+    The one place the loss is assembled: a population maps it over its members
+    with `vmap` (`ppo_lessons.population.update.loss_terms`), each member's
+    vf_coef, ent_coef and normalize_advantages then 0-d tensors."""
     if entropy is None and ent_coef != 0.0:
         raise ValueError(
             f"entropy is None but ent_coef is {ent_coef}; pass [B] entropies"
         )
-    if normalize_advantages:
-        advantages = (advantages - advantages.mean()) / (advantages.std() + 1e-8)
+    advantages = advantages_for_loss(advantages, normalize_advantages)
     policy_loss = -objective(new_log_probs, old_log_probs, advantages, clip_eps)
     v_loss = value_loss_fn(new_values, old_values, returns, value_clip_eps)
     loss = policy_loss + vf_coef * v_loss
@@ -272,6 +295,22 @@ MINIBATCH_METRICS = (
 KL_INDEX = MINIBATCH_METRICS.index("approx_kl")
 
 
+def minibatch_metrics(
+    terms: PPOLossTerms, kl: torch.Tensor, clipped: torch.Tensor
+) -> torch.Tensor:
+    """One minibatch's metrics stacked on the last axis in the order of
+    `MINIBATCH_METRICS`, detached: (5,) for one agent, (K, 5) for a population
+    (each term (K,))."""
+    named = {
+        "policy_loss": terms.policy_loss,
+        "value_loss": terms.value_loss,
+        "entropy": terms.entropy,
+        "approx_kl": kl,
+        "clip_fraction": clipped,
+    }
+    return torch.stack([named[name] for name in MINIBATCH_METRICS], dim=-1).detach()
+
+
 def minibatch_loss(
     agent: ActorCritic,
     batch: Batch,
@@ -316,16 +355,8 @@ def minibatch_loss(
         old_log_probs = batch.log_probs[idx]
         kl = functions.approx_kl(new_log_probs, old_log_probs, settings.kl_estimator)
         ratio = functions.probability_ratio(new_log_probs, old_log_probs)
-        clipped = ratio.sub(1).abs() > settings.clip_coef
-        metrics = torch.stack(
-            [
-                terms.policy_loss,
-                terms.value_loss,
-                terms.entropy,
-                kl,
-                clipped.float().mean(),
-            ]
-        ).detach()
+        clipped = clip_fraction(ratio, settings.clip_coef)
+        metrics = minibatch_metrics(terms, kl, clipped)
     return loss, metrics
 
 

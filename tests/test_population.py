@@ -35,7 +35,7 @@ from ppo_lessons.presets import preset
 from ppo_lessons.torch_envs import make_torch_vector_env
 from ppo_lessons.trainer import evaluate, train
 from ppo_lessons.trainer_config import PPOConfig
-from ppo_lessons.update import ppo_loss_terms
+from ppo_lessons.update import MINIBATCH_METRICS, ppo_loss_terms
 
 CUDA = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
 DEVICES = ["cpu", pytest.param("cuda", marks=CUDA)]
@@ -184,10 +184,10 @@ def test_one_minibatch_step_is_each_members_own_single_agent_step(device):
             float(torch.nn.utils.clip_grad_norm_(agent.parameters(), max_norm))
         )
         torch.optim.Adam(agent.parameters(), lr=c.learning_rate, eps=c.adam_eps).step()
-        got = metrics[k].cpu()
-        torch.testing.assert_close(got[0], terms.policy_loss.detach())
-        torch.testing.assert_close(got[1], terms.value_loss.detach())
-        torch.testing.assert_close(got[2], terms.entropy.detach())
+        got = dict(zip(MINIBATCH_METRICS, metrics[k].cpu(), strict=True))
+        torch.testing.assert_close(got["policy_loss"], terms.policy_loss.detach())
+        torch.testing.assert_close(got["value_loss"], terms.value_loss.detach())
+        torch.testing.assert_close(got["entropy"], terms.entropy.detach())
         for p, q in zip(agents[k].parameters(), agent.parameters(), strict=True):
             torch.testing.assert_close(p, q, rtol=1e-4, atol=1e-6)
     torch.testing.assert_close(norms.cpu(), torch.tensor(expected_norms))
@@ -210,10 +210,12 @@ def test_a_member_that_reaches_target_kl_stops_alone():
         net = PopulationActorCritic(agents, num_envs=4)
         adam = PopulationAdam(net, settings.adam_eps)
         streams = MemberStreams([1, 2], "cpu")
-        _, epochs = population_update(
+        metrics = population_update(
             net, adam, batch, settings, streams, settings.learning_rate
         )
-        outcomes.append((epochs, [p.detach().clone() for p in net.parameters()]))
+        outcomes.append(
+            (metrics["epochs"], [p.detach().clone() for p in net.parameters()])
+        )
     (epochs, stopped), (all_epochs, free) = outcomes
     assert epochs.tolist() == [1.0, 3.0] and all_epochs.tolist() == [3.0, 3.0]
     for p, q in zip(stopped, free, strict=True):

@@ -28,7 +28,6 @@ its envs, actions and minibatch order come from its own counter-based stream
 
 from __future__ import annotations
 
-import math
 import time
 from collections import deque
 from collections.abc import Mapping, Sequence
@@ -41,7 +40,7 @@ import torch
 from ppo_lessons.buffer import RolloutBuffer
 from ppo_lessons.doctor import Finding, diagnose
 from ppo_lessons.envs import resolve_device
-from ppo_lessons.history import HistoryRow
+from ppo_lessons.history import HistoryRow, history_row
 from ppo_lessons.networks import ActorCritic
 from ppo_lessons.population.envs import PopulationEnvs, make_population_env
 from ppo_lessons.population.members import MemberSpec, member_specs
@@ -57,7 +56,7 @@ from ppo_lessons.rollout import collect_rollout
 from ppo_lessons.trainer import SOLVED_WINDOW, make_agent
 from ppo_lessons.trainer_config import PPOConfig
 from ppo_lessons.trainer_display import progress_bar
-from ppo_lessons.update import MINIBATCH_METRICS, explained_variance
+from ppo_lessons.update import explained_variance
 
 __all__ = ["Member", "PopulationResult", "train_population"]
 
@@ -124,39 +123,29 @@ def member_learning_rates(
 def log_members(
     members: Sequence[Member],
     envs: PopulationEnvs,
-    numbers: torch.Tensor,
+    metrics: Mapping[str, torch.Tensor],
     lr: torch.Tensor,
     step: int,
     update: int,
     started: float,
     rollout_steps: int,
 ) -> None:
-    """Phase 4: one `HistoryRow` per member from `numbers` (K, 8) (the metrics,
-    epochs, explained variance, mean value; one host transfer) and the episodes that ended.
-    `steps_per_second` is each member's steps over the population's update time
-    (from `started`, taken after the host transfer, so a GPU's work is timed)."""
-    values = numbers.cpu().numpy()
+    """Phase 4, `ppo_lessons.trainer.log_update` with a member axis: one
+    `history_row` per member from `metrics` (name -> (K,), one host transfer for
+    all) and the episodes that ended. `steps_per_second` is each member's steps
+    over the population's update time (from `started`, taken after the host
+    transfer, so a GPU's work is timed)."""
+    names = list(metrics)
+    table = torch.stack([metrics[name] for name in names], dim=1).cpu().tolist()
     rates = lr.cpu().tolist()
     speed = rollout_steps / (time.perf_counter() - started)  # T·N of one member
-    for member, stats, v, rate in zip(
-        members, envs.episode_stats(), values, rates, strict=True
+    for member, (returns, lengths), row, rate in zip(
+        members, envs.episode_stats(), table, rates, strict=True
     ):
-        returns, lengths = stats
         member.recent_returns.extend(returns.tolist())
+        numbers = dict(zip(names, row, strict=True))
         member.history.append(
-            HistoryRow(
-                step=step,
-                update=update,
-                episodic_return=float(returns.mean()) if len(returns) else math.nan,
-                episodic_length=float(lengths.mean()) if len(lengths) else math.nan,
-                episodes=len(returns),
-                **dict(zip(MINIBATCH_METRICS, map(float, v[:5]), strict=True)),
-                epochs=int(v[5]),
-                explained_variance=float(v[6]),
-                value_mean=float(v[7]),
-                learning_rate=rate,
-                steps_per_second=speed,
-            )
+            history_row(step, update, returns, lengths, numbers, rate, speed)
         )
 
 
@@ -253,17 +242,12 @@ def run_population(
             step += T * N
             advantages, returns = member_gae(buffer, settings, N)
             batch = member_batch(buffer, advantages, returns, K)
-            metrics, epochs = population_update(net, adam, batch, settings, streams, lr)
-            explained = torch.vmap(explained_variance)(batch.values, batch.returns)
-            value_mean = batch.values.mean(dim=1)  # (K,) the rollout's mean V
-            columns = [
-                metrics,
-                epochs[:, None],
-                explained[:, None],
-                value_mean[:, None],
-            ]
-            numbers = torch.cat(columns, dim=1)
-            log_members(members, envs, numbers, lr, step, update, tick, T * N)
+            metrics = population_update(net, adam, batch, settings, streams, lr)
+            metrics["explained_variance"] = torch.vmap(explained_variance)(
+                batch.values, batch.returns
+            )
+            metrics["value_mean"] = batch.values.mean(dim=1)  # (K,) the mean V
+            log_members(members, envs, metrics, lr, step, update, tick, T * N)
             note_solved(members, threshold, step, time.perf_counter() - start)
             solved = sum(m.first_step_solved is not None for m in members)
             bar.update(K * T * N)

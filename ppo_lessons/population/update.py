@@ -4,15 +4,11 @@ The math is the lessons' functions, not a copy of them:
 
 - GAE: `ppo_lessons.gae.compute_gae` is column-wise, so members that share (γ, λ)
   and the GAE function are one call on their columns of the (T, K·N) rollout.
-- The loss: member k's loss is `ppo_loss`'s math on member k's own minibatch,
-
-      loss_k = −L^CLIP_k + vf_coef_k · L^V_k − ent_coef_k · mean H_k,
-
-  with `clipped_surrogate_objective` and `value_loss` mapped over the members by
-  `torch.func.vmap` (each returns its mean over one member's M samples), once per
-  group of members that share the scalar settings (clip_coef, clip_vloss, the
-  functions). Advantages are standardized per member (`normalize_advantages`,
-  mapped the same way) where the member's `norm_adv` says so.
+- The loss: member k's loss is `ppo_lessons.update.ppo_loss_terms` itself (the one
+  place the loss is assembled, advantages normalized where `norm_adv`) on member k's
+  own minibatch, mapped over the members by `torch.func.vmap` with each member's
+  vf_coef, ent_coef and norm_adv, once per group of members that share the scalar
+  settings and functions (clip_coef, clip_vloss, the objective, the value loss).
 - The step: the population minimizes Σ_k loss_k. The members' parameters are
   disjoint, so ∂(Σ_j loss_j)/∂θ_k = ∂loss_k/∂θ_k: each member gets exactly its own
   gradient, clipped to its own norm, and its own Adam step.
@@ -31,9 +27,11 @@ import functools
 import warnings
 from collections.abc import Callable, Hashable, Sequence
 from dataclasses import dataclass
+from typing import Any, NamedTuple
 
 import torch
 from torch.func import vmap
+from torch.utils._pytree import tree_map
 
 from ppo_lessons.buffer import Batch, RolloutBuffer
 from ppo_lessons.clipping import clipped_surrogate_objective
@@ -50,11 +48,16 @@ from ppo_lessons.population.random import MemberStreams
 from ppo_lessons.update import (
     KL_INDEX,
     MINIBATCH_METRICS,
+    PPOLossTerms,
     approx_kl,
-    normalize_advantages,
+    clip_fraction,
+    minibatch_metrics,
+    ppo_loss_terms,
 )
 
 __all__ = [
+    "GaeKey",
+    "LossKey",
     "MemberGroup",
     "MemberSettings",
     "member_batch",
@@ -68,12 +71,30 @@ INF = float("inf")
 LAYOUT_WARNING = "grad and param do not obey the gradient layout contract"
 
 
+class GaeKey(NamedTuple):
+    """What members must share to be one GAE call."""
+
+    gamma: float
+    gae_lambda: float
+    compute_gae: Callable
+
+
+class LossKey(NamedTuple):
+    """What members must share to be one `vmap` of the loss (and of the KL)."""
+
+    clip_coef: float
+    clip_vloss: bool
+    clipped_surrogate_objective: Callable
+    value_loss: Callable
+    kl_estimator: str
+
+
 @dataclass(frozen=True)
 class MemberGroup:
     """Members that share one scalar setting (`key`): `index` (G,) which ones,
     `everyone` when all members do (then no gathering is needed)."""
 
-    key: tuple
+    key: Any  # a GaeKey or a LossKey
     index: torch.Tensor
     everyone: bool
 
@@ -96,12 +117,13 @@ def group_members(keys: Sequence[Hashable], device: torch.device) -> list[Member
 
 def per_group(groups: Sequence[MemberGroup], fn: Callable, *tensors, **kw):
     """fn(group, *its rows of tensors) for each group, reassembled in member order
-    (differentiable: a concatenation and one gather)."""
+    (differentiable: a concatenation and one gather per tensor `fn` returns, also
+    inside a NamedTuple such as `PPOLossTerms`)."""
     if groups[0].everyone:
         return fn(groups[0], *tensors, **kw)
     parts = [fn(g, *(g.take(t) for t in tensors), **kw) for g in groups]
     inverse = torch.argsort(torch.cat([g.index for g in groups]))
-    return torch.cat(parts)[inverse]
+    return tree_map(lambda *xs: torch.cat(xs)[inverse], *parts)
 
 
 @dataclass(frozen=True)
@@ -121,8 +143,8 @@ class MemberSettings:
     gamma: torch.Tensor
     norm_obs: torch.Tensor  # bool
     norm_reward: torch.Tensor  # bool
-    gae_groups: list[MemberGroup]  # key (γ, λ, compute_gae)
-    loss_groups: list[MemberGroup]  # key (ε, clip_vloss, objective, value_loss, kl)
+    gae_groups: list[MemberGroup]  # key a GaeKey
+    loss_groups: list[MemberGroup]  # key a LossKey
     update_epochs: int
     minibatch_size: int
     any_target_kl: bool
@@ -139,18 +161,25 @@ class MemberSettings:
             return torch.tensor(values, dtype=dtype, device=device)
 
         gae_keys = [
-            (c.gamma, c.gae_lambda, s.functions.get("compute_gae", compute_gae))
+            GaeKey(
+                gamma=c.gamma,
+                gae_lambda=c.gae_lambda,
+                compute_gae=s.functions.get("compute_gae", compute_gae),
+            )
             for c, s in zip(configs, specs, strict=True)
         ]
         loss_keys = [
-            (
-                c.clip_coef, c.clip_vloss,
-                s.functions.get("clipped_surrogate_objective",
-                                clipped_surrogate_objective),
-                s.functions.get("value_loss", value_loss), c.kl_estimator,
+            LossKey(
+                clip_coef=c.clip_coef,
+                clip_vloss=c.clip_vloss,
+                clipped_surrogate_objective=s.functions.get(
+                    "clipped_surrogate_objective", clipped_surrogate_objective
+                ),
+                value_loss=s.functions.get("value_loss", value_loss),
+                kl_estimator=c.kl_estimator,
             )
             for c, s in zip(configs, specs, strict=True)
-        ]  # fmt: skip
+        ]
         flags = {n: column(n, dtype=torch.bool) for n in ("anneal_lr", "norm_adv")}
         flags |= {n: column(n, dtype=torch.bool) for n in ("norm_obs", "norm_reward")}
         return cls(
@@ -180,12 +209,13 @@ def member_gae(
     advantages = torch.empty_like(buffer.rewards)  # (T, K·N)
     returns = torch.empty_like(buffer.rewards)
     for group in settings.gae_groups:
-        gamma, lam, gae_fn = group.key
+        key: GaeKey = group.key
         if group.everyone:
-            return gae_fn(*rows, *flags, gamma, lam)
+            return key.compute_gae(*rows, *flags, key.gamma, key.gae_lambda)
         envs = torch.arange(num_envs, device=group.index.device)
         cols = (group.index[:, None] * num_envs + envs).reshape(-1)  # (G·N,)
-        adv, ret = gae_fn(*(x[:, cols] for x in rows + flags), gamma, lam)
+        columns = (x[:, cols] for x in rows + flags)
+        adv, ret = key.compute_gae(*columns, key.gamma, key.gae_lambda)
         advantages[:, cols], returns[:, cols] = adv, ret
     return advantages, returns
 
@@ -218,46 +248,36 @@ def member_minibatches(batch: Batch, M: int, streams: MemberStreams) -> list[Bat
 # ---------------------------------------------------------------- the loss
 
 
-def one_member_terms(
-    new_lp: torch.Tensor,
-    old_lp: torch.Tensor,
-    advantages: torch.Tensor,
-    norm_adv: torch.Tensor,
-    new_values: torch.Tensor,
-    old_values: torch.Tensor,
-    returns: torch.Tensor,
-    *,
-    objective: Callable,
-    value_fn: Callable,
-    clip_coef: float,
-    value_clip: float | None,
-) -> torch.Tensor:
-    """(−L^CLIP, L^V) of ONE member's minibatch, each (M,) argument: advantages
-    standardized first where `norm_adv` (0-d bool), as in `ppo_loss`."""
-    advantages = torch.where(norm_adv, normalize_advantages(advantages), advantages)
-    policy_loss = -objective(new_lp, old_lp, advantages, clip_coef)
-    return torch.stack(
-        [policy_loss, value_fn(new_values, old_values, returns, value_clip)]
-    )
-
-
-def loss_terms(group: MemberGroup, *tensors: torch.Tensor) -> torch.Tensor:
-    """(G, 2) `one_member_terms` of the group's members, mapped over them by one
-    `vmap` (the functions take the group's scalar settings)."""
-    clip_coef, clip_vloss, objective, value_fn, _ = group.key
+def loss_terms(
+    group: MemberGroup,
+    new_log_probs: torch.Tensor,
+    *tensors: torch.Tensor,
+) -> PPOLossTerms:
+    """`ppo_loss_terms` of each of the group's members, mapped over them by one
+    `vmap`: every argument (G, M) or (G,) (the members' vf_coef, ent_coef and
+    norm_adv), the group's scalar settings shared. Each field (G,)."""
+    key: LossKey = group.key
+    (old_log_probs, advantages, new_values, old_values, returns, entropy,
+     vf_coef, ent_coef, norm_adv) = tensors  # fmt: skip
     terms = functools.partial(
-        one_member_terms,
-        objective=objective,
-        value_fn=value_fn,
-        clip_coef=clip_coef,
-        value_clip=clip_coef if clip_vloss else None,
+        ppo_loss_terms,
+        objective=key.clipped_surrogate_objective,
+        value_loss_fn=key.value_loss,
     )
-    return vmap(terms)(*tensors)
+    value_clip = key.clip_coef if key.clip_vloss else None
+    in_dims = (0, 0, 0, 0, 0, 0, 0, None, None, 0, 0, 0)  # ε's are the group's
+    return vmap(terms, in_dims=in_dims)(
+        new_log_probs, old_log_probs, advantages, new_values, old_values, returns,
+        entropy, key.clip_coef, value_clip, vf_coef, ent_coef, norm_adv,
+    )  # fmt: skip
 
 
-def kl_terms(group: MemberGroup, new_lp, old_lp) -> torch.Tensor:
-    estimator = group.key[4]
-    return vmap(approx_kl, in_dims=(0, 0, None))(new_lp, old_lp, estimator)
+def kl_terms(group: MemberGroup, new_log_probs, old_log_probs) -> torch.Tensor:
+    """`approx_kl` of each of the group's members (G,), with the group's estimator."""
+    estimator = group.key.kl_estimator
+    return vmap(approx_kl, in_dims=(0, 0, None))(
+        new_log_probs, old_log_probs, estimator
+    )
 
 
 def member_losses(
@@ -267,26 +287,25 @@ def member_losses(
     with_metrics: bool = True,
 ) -> tuple[torch.Tensor, torch.Tensor | None]:
     """(Σ_k loss_k, metrics (K, 5) in the order of MINIBATCH_METRICS or None) for
-    one minibatch `mb` whose fields are (K, M, ...)."""
+    one minibatch `mb` whose fields are (K, M, ...): each member's `ppo_loss_terms`,
+    as `ppo_lessons.update.minibatch_loss` (its twin) for one agent."""
     policy_out, new_values = net.forward_members(mb.obs)
-    new_lp, entropy = net.log_prob_entropy(policy_out, mb.actions)  # (K, M) each
+    new_log_probs, entropy = net.log_prob_entropy(policy_out, mb.actions)  # (K, M)
     groups = settings.loss_groups
     terms = per_group(
-        groups, loss_terms, new_lp, mb.log_probs, mb.advantages, settings.norm_adv,
-        new_values, mb.values, mb.returns,
+        groups, loss_terms, new_log_probs, mb.log_probs, mb.advantages, new_values,
+        mb.values, mb.returns, entropy, settings.vf_coef, settings.ent_coef,
+        settings.norm_adv,
     )  # fmt: skip
-    policy_loss, v_loss = terms.unbind(1)  # (K,) each
-    mean_entropy = entropy.mean(-1)  # (K,)
-    losses = policy_loss + settings.vf_coef * v_loss - settings.ent_coef * mean_entropy
+    loss = terms.loss.sum()  # the members' parameters are disjoint
     if not with_metrics:
-        return losses.sum(), None
+        return loss, None
     with torch.no_grad():
-        kl = per_group(groups, kl_terms, new_lp, mb.log_probs)
-        ratio = probability_ratio(new_lp, mb.log_probs)
-        clipped = (ratio - 1.0).abs() > settings.clip_coef[:, None]
-        terms = (policy_loss, v_loss, mean_entropy, kl, clipped.float().mean(-1))
-        metrics = torch.stack(terms, dim=1).detach()  # (K, 5)
-    return losses.sum(), metrics
+        kl = per_group(groups, kl_terms, new_log_probs, mb.log_probs)
+        ratio = probability_ratio(new_log_probs, mb.log_probs)
+        clipped = clip_fraction(ratio, settings.clip_coef[:, None])
+        metrics = minibatch_metrics(terms, kl, clipped)
+    return loss, metrics
 
 
 # ---------------------------------------------------------------- the update
@@ -299,18 +318,22 @@ def population_update(
     settings: MemberSettings,
     streams: MemberStreams,
     lr: torch.Tensor,
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """`update_epochs` passes of minibatch steps over every member's batch (see the
-    module docstring for target_kl). Returns (metrics (K, 5), the means over the
-    minibatches of each member's last epoch; epochs run (K,))."""
+) -> dict[str, torch.Tensor]:
+    """`update_epochs` passes of minibatch steps over every member's batch, line for
+    line `ppo_lessons.update.ppo_update` (its twin) with a member axis: where one
+    agent `break`s at target_kl, a member leaves `active` (see the module
+    docstring). Returns each member's metrics (K,) by name: the means over the
+    minibatches of its last epoch (MINIBATCH_METRICS), and `epochs` it ran."""
+    M = settings.minibatch_size
     K = batch.advantages.shape[0]
-    active = torch.ones(K, dtype=torch.bool, device=lr.device)
+    active = torch.ones(K, dtype=torch.bool, device=lr.device)  # still stepping
     epochs_run = torch.zeros(K, device=lr.device)
-    final = torch.zeros(K, len(MINIBATCH_METRICS), device=lr.device)
+    epoch_means = torch.zeros(K, len(MINIBATCH_METRICS), device=lr.device)
     for epoch in range(settings.update_epochs):
+        # metrics are read after the last epoch, and after every one for target_kl
         measure = settings.any_target_kl or epoch == settings.update_epochs - 1
-        totals = torch.zeros_like(final)
-        minibatches = member_minibatches(batch, settings.minibatch_size, streams)
+        totals = torch.zeros(K, len(MINIBATCH_METRICS), device=lr.device)
+        minibatches = member_minibatches(batch, M, streams)
         for mb in minibatches:
             loss, metrics = member_losses(net, mb, settings, measure)
             adam.zero_grad()
@@ -319,13 +342,15 @@ def population_update(
                 # flat gradient, on purpose (network.member_flat_parameters)
                 warnings.filterwarnings("ignore", message=LAYOUT_WARNING)
                 loss.backward()
-            clip_member_gradients(adam, settings.max_grad_norm)
+            clip_member_gradients(adam, settings.max_grad_norm)  # inf: no clipping
             adam.step(lr, active)
             if measure:
                 totals += metrics
         epochs_run += active.float()
-        if measure:
-            means = totals / len(minibatches)
-            final = torch.where(active[:, None], means, final)
-            active = active & ~(means[:, KL_INDEX] > settings.target_kl)
-    return final, epochs_run
+        means = totals / len(minibatches)
+        epoch_means = torch.where(active[:, None], means, epoch_means)
+        # one agent's `break`: a member past its target_kl (inf: none) stops
+        active = active & ~(epoch_means[:, KL_INDEX] > settings.target_kl)
+    out = dict(zip(MINIBATCH_METRICS, epoch_means.unbind(-1), strict=True))
+    out["epochs"] = epochs_run
+    return out
