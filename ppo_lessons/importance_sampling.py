@@ -2,8 +2,9 @@
 
 For actions drawn from π_old, E_{a∼π_old}[ π_θ(a|s)/π_old(a|s) · A ] = E_{a∼π_θ}[ A ],
 so samples collected once can drive several gradient steps. The probability ratio is
-computed from log-probabilities, r = exp(log π_θ − log π_old), which is exact where a
-ratio of two tiny probabilities would underflow.
+computed from log-probabilities, r = exp(log π_θ − log π_old), which stays accurate to
+rounding where exp of either log-probability alone would underflow (a trajectory's
+product of probabilities) or overflow (a narrow Gaussian's log-density of +110).
 
 At θ = θ_old the ratio is 1 and ∇_θ r = ∇_θ log π_θ, so the surrogate's gradient equals
 the policy-gradient estimate (Kakade & Langford, 2002; Schulman et al., 2015, TRPO).
