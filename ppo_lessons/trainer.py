@@ -30,7 +30,7 @@ from collections import deque
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import gymnasium as gym
 import numpy as np
@@ -80,6 +80,7 @@ __all__ = [
     "check_spaces",
     "collect_rollout",
     "evaluate",
+    "learning_rate_at",
     "load_agent",
     "log_update",
     "make_agent",
@@ -87,6 +88,7 @@ __all__ = [
     "make_envs",
     "note_solved",
     "resolve_device",
+    "rollout_buffer",
     "start_run",
     "train",
     "update_phase",
@@ -306,15 +308,27 @@ def squash_bounds(
 
 def make_buffer(run: Run) -> RolloutBuffer:
     """The run's T x N rollout storage, on its device."""
-    agent, config = run.agent, run.config
+    observation_space = run.envs.envs.single_observation_space
+    return rollout_buffer(run.config, observation_space, run.agent, run.device)
+
+
+def rollout_buffer(
+    config: PPOConfig,
+    observation_space: gym.Space,
+    agent: Any,
+    device: torch.device,
+    members: int = 1,
+) -> RolloutBuffer:
+    """T x (members · N) storage for the actions of `agent` (an `ActorCritic`, or a
+    population's batched network with its `members`; rows ordered (member, env))."""
     action_shape = () if agent.discrete else (agent.action_dim,)
     return RolloutBuffer(
         config.num_steps,
-        config.num_envs,
-        tuple(run.envs.envs.single_observation_space.shape),
+        members * config.num_envs,
+        tuple(observation_space.shape),
         action_shape,
         agent.discrete,
-        run.device,
+        device,
     )
 
 
@@ -327,12 +341,28 @@ def update_settings(config: PPOConfig) -> UpdateSettings:
 
 
 def anneal_learning_rate(run: Run) -> None:
-    """Linear decay from learning_rate at the first update towards 0 at the last
-    (CleanRL; Huang et al., 2022), when `anneal_lr`."""
+    """Set the optimizer's learning rate to this update's `learning_rate_at`, when
+    `anneal_lr`."""
     config = run.config
     if config.anneal_lr:
-        frac = 1.0 - (run.update - 1.0) / config.num_updates
-        run.optimizer.param_groups[0]["lr"] = frac * config.learning_rate
+        run.optimizer.param_groups[0]["lr"] = learning_rate_at(
+            config.learning_rate, True, run.update, config.num_updates
+        )
+
+
+def learning_rate_at(
+    learning_rate: float | torch.Tensor,
+    anneal: bool | torch.Tensor,
+    update: int,
+    num_updates: int,
+) -> float | torch.Tensor:
+    """The schedule: linear decay from learning_rate at the first update towards 0
+    at the last (CleanRL; Huang et al., 2022) where `anneal`, else constant. With a
+    member axis (a population), `learning_rate` and `anneal` are (K,) tensors."""
+    frac = 1.0 - (update - 1.0) / num_updates
+    if isinstance(anneal, torch.Tensor):
+        return torch.where(anneal, frac * learning_rate, learning_rate)
+    return frac * learning_rate if anneal else learning_rate
 
 
 # ---------------------------------------------------------------- phase 1: rollout
@@ -412,15 +442,25 @@ def check_finite(run: Run, row: HistoryRow, save_path: Path | None) -> None:
             )
 
 
-def note_solved(run: Run, threshold: float | None, seconds: float) -> None:
-    """Record the first step at which the mean of the last 20 returns reached the
-    env's solved threshold (its spec's reward_threshold)."""
-    if run.first_step_solved is not None or threshold is None:
+class SolvedRecord(Protocol):
+    """Who keeps a "solved" record: a `Run`, or a population's `Member`."""
+
+    recent_returns: deque  # the last SOLVED_WINDOW episode returns
+    first_step_solved: int | None
+    seconds_to_solve: float | None
+
+
+def note_solved(
+    record: SolvedRecord, threshold: float | None, step: int, seconds: float
+) -> None:
+    """Record `step` as the first at which the mean of the last 20 returns reached
+    the env's solved threshold (its spec's reward_threshold)."""
+    if record.first_step_solved is not None or threshold is None:
         return
-    recent = run.recent_returns
+    recent = record.recent_returns
     if len(recent) == SOLVED_WINDOW and sum(recent) / SOLVED_WINDOW >= threshold:
-        run.first_step_solved = run.global_step
-        run.seconds_to_solve = seconds
+        record.first_step_solved = step
+        record.seconds_to_solve = seconds
 
 
 # ---------------------------------------------------------------- the loop
@@ -517,7 +557,7 @@ def train(
             row = log_update(run, buffer, metrics, returns, tick)
             check_finite(run, row, save_path)
             run.history.append(row)
-            note_solved(run, threshold, time.perf_counter() - start)
+            note_solved(run, threshold, run.global_step, time.perf_counter() - start)
             reporter.report(row, run.history)
             if save_path and checkpoint_every and run.update % checkpoint_every == 0:
                 run.elapsed = time.perf_counter() - start

@@ -13,11 +13,15 @@
 The loop has `train`'s phases (lesson 07), each for all members at once:
 
     for update in 1..num_updates:
-        lr = member_learning_rates(...)            # phase 0, each member's schedule
+        lr = learning_rate_at(...)                 # phase 0: train's schedule, (K,)
         collect_rollout(net, envs, buffer, ...)    # 1: lesson 07's own rollout
         advantages, returns = member_gae(...)      # 2: GAE per member (lesson 04)
-        population_update(...)                     # 3: PPO update per member (03-06)
-        log_members(...)                           # 4: one history row per member
+        population_update(...)                     # 3: ppo_update per member (03-06)
+        log_members(...), note_solved(member, ...) # 4: train's row, per member
+
+Each phase is the single agent's piece with a member axis (K,) added: the schedule,
+`ppo_loss_terms`, the metrics record, `history_row`, `note_solved`, `RewardScaler`,
+`rollout_buffer` are `train`'s own (tests/test_population_twins.py keeps it so).
 
 A population of one is `train` with other random numbers: its initial weights are
 exactly `train`'s (the same `ActorCritic` built after `torch.manual_seed(seed)`), but
@@ -37,7 +41,6 @@ from typing import Any
 import gymnasium as gym
 import torch
 
-from ppo_lessons.buffer import RolloutBuffer
 from ppo_lessons.doctor import Finding, diagnose
 from ppo_lessons.envs import resolve_device
 from ppo_lessons.history import HistoryRow, history_row
@@ -53,7 +56,13 @@ from ppo_lessons.population.update import (
     population_update,
 )
 from ppo_lessons.rollout import collect_rollout
-from ppo_lessons.trainer import SOLVED_WINDOW, make_agent
+from ppo_lessons.trainer import (
+    SOLVED_WINDOW,
+    learning_rate_at,
+    make_agent,
+    note_solved,
+    rollout_buffer,
+)
 from ppo_lessons.trainer_config import PPOConfig
 from ppo_lessons.trainer_display import progress_bar
 from ppo_lessons.update import explained_variance
@@ -110,16 +119,6 @@ def build_members(
     return members
 
 
-def member_learning_rates(
-    settings: MemberSettings, update: int, num_updates: int
-) -> torch.Tensor:
-    """Phase 0: each member's learning rate, decayed linearly towards 0 where its
-    anneal_lr is on (as `ppo_lessons.trainer.anneal_learning_rate`)."""
-    frac = 1.0 - (update - 1.0) / num_updates
-    lr = settings.learning_rate
-    return torch.where(settings.anneal_lr, frac * lr, lr)
-
-
 def log_members(
     members: Sequence[Member],
     envs: PopulationEnvs,
@@ -147,23 +146,6 @@ def log_members(
         member.history.append(
             history_row(step, update, returns, lengths, numbers, rate, speed)
         )
-
-
-def note_solved(
-    members: Sequence[Member], threshold: float | None, step: int, seconds: float
-) -> None:
-    """Each member's first step with a mean of the last 20 returns >= threshold."""
-    if threshold is None:
-        return
-    for m in members:
-        recent = m.recent_returns
-        full = len(recent) == SOLVED_WINDOW
-        if (
-            m.first_step_solved is None
-            and full
-            and sum(recent) / SOLVED_WINDOW >= threshold
-        ):
-            m.first_step_solved, m.seconds_to_solve = step, seconds
 
 
 def finish_members(
@@ -230,14 +212,17 @@ def run_population(
     envs = PopulationEnvs(
         env, K, settings.norm_obs, settings.norm_reward, settings.gamma
     )
-    buffer = make_population_buffer(config, env, net, K, device)
+    observation_space = env.single_observation_space
+    buffer = rollout_buffer(config, observation_space, net, device, members=K)
     threshold = env.spec.reward_threshold if env.spec else None
     bar = progress_bar(K * config.total_steps, 0, progress)
     obs, start, step = envs.reset(), time.perf_counter(), 0
     try:
         for update in range(1, config.num_updates + 1):
             tick = time.perf_counter()
-            lr = member_learning_rates(settings, update, config.num_updates)
+            lr = learning_rate_at(
+                settings.learning_rate, settings.anneal_lr, update, config.num_updates
+            )
             obs = collect_rollout(net, envs, buffer, obs, streams)
             step += T * N
             advantages, returns = member_gae(buffer, settings, N)
@@ -248,7 +233,9 @@ def run_population(
             )
             metrics["value_mean"] = batch.values.mean(dim=1)  # (K,) the mean V
             log_members(members, envs, metrics, lr, step, update, tick, T * N)
-            note_solved(members, threshold, step, time.perf_counter() - start)
+            seconds = time.perf_counter() - start
+            for member in members:
+                note_solved(member, threshold, step, seconds)
             solved = sum(m.first_step_solved is not None for m in members)
             bar.update(K * T * N)
             bar.set_postfix(solved=f"{solved}/{K}", refresh=False)
@@ -258,22 +245,3 @@ def run_population(
         envs.close()
     finish_members(members, net, envs)
     return PopulationResult(members, config, step, wall)
-
-
-def make_population_buffer(
-    config: PPOConfig,
-    env: gym.vector.VectorEnv,
-    net: PopulationActorCritic,
-    K: int,
-    device: torch.device,
-) -> RolloutBuffer:
-    """The (T, K·N) rollout storage of the population, rows ordered (member, env)."""
-    action_shape = () if net.discrete else (net.action_dim,)
-    return RolloutBuffer(
-        config.num_steps,
-        K * config.num_envs,
-        tuple(env.single_observation_space.shape),
-        action_shape,
-        net.discrete,
-        device,
-    )
