@@ -65,19 +65,28 @@ class RewardScaler(nn.Module):
     """Divides rewards by the running standard deviation of the discounted return.
 
     Buffers: `returns` [N] (the discounted return G of each env's current episode) and
-    the statistics `rms` of G.
+    the statistics `rms` of G. With a member axis (a population of K agents),
+    `gamma` is a (K,) tensor of the members' γ: `returns` is [N, K] and `rms` keeps
+    each member's statistics (K,).
     """
 
-    def __init__(self, num_envs: int, gamma: float) -> None:
+    def __init__(self, num_envs: int, gamma: float | torch.Tensor) -> None:
         super().__init__()
-        self.gamma = gamma
-        self.rms = RunningMeanStd(())
-        self.register_buffer("returns", torch.zeros(num_envs, dtype=torch.float64))
+        members = tuple(gamma.shape) if isinstance(gamma, torch.Tensor) else ()
+        if members:
+            self.register_buffer("gamma", gamma.to(torch.float64))
+        else:
+            self.gamma = gamma
+        self.rms = RunningMeanStd(members)
+        self.register_buffer(
+            "returns", torch.zeros((num_envs, *members), dtype=torch.float64)
+        )
 
     @torch.no_grad()
     def scale(self, rewards: torch.Tensor, done: torch.Tensor) -> torch.Tensor:
-        """Update the statistics with this step's rewards [N] and return them scaled;
-        `done` [N] bool marks envs whose episode ended at this step."""
+        """Update the statistics with this step's rewards [N] (or [N, K]) and return
+        them scaled; `done`, the same shape, marks envs whose episode ended at this
+        step."""
         self.returns.mul_(self.gamma).add_(rewards.to(torch.float64))
         self.rms.update(self.returns)
         scaled = rewards / torch.sqrt(self.rms.var + EPSILON).to(rewards.dtype)

@@ -5,7 +5,8 @@ One batched tensor env (`ppo_lessons.torch_envs`) of K·N copies, rows ordered
 from its own random stream. `PopulationEnvs` has the interface of
 `ppo_lessons.envs.RolloutEnvs` (so lesson 07's `collect_rollout` runs on it), with
 each member's observation statistics and reward scaling its own, switched on per
-member (`norm_obs`, `norm_reward`), and episode statistics kept per member.
+member (`norm_obs`, `norm_reward`: `ppo_lessons.normalize`'s `RunningMeanStd` and
+`RewardScaler` with a member axis), and episode statistics kept per member.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ import numpy as np
 import torch
 
 from ppo_lessons.envs import EpisodeCounter
-from ppo_lessons.normalize import CLIP, EPSILON, RunningMeanStd
+from ppo_lessons.normalize import RewardScaler, RunningMeanStd
 from ppo_lessons.population.random import MemberStreams
 from ppo_lessons.torch_envs import TorchVectorEnv, make_torch_vector_env
 
@@ -40,8 +41,8 @@ class PopulationEnvs:
 
     `step(actions)` returns normalized observations (each member's running
     statistics, where its `norm_obs`), rewards scaled by the running std of each
-    member's discounted return (where its `norm_reward`; as
-    `ppo_lessons.normalize.RewardScaler`, with the member's γ), terminated,
+    member's discounted return (where its `norm_reward`: one `RewardScaler` with a
+    member axis, each member's γ), terminated,
     truncated, and `info["final_obs"]`, the normalized observation each env reached.
     """
 
@@ -58,9 +59,9 @@ class PopulationEnvs:
         self.num_members, self.num_envs = K, N
         obs_dim = envs.single_observation_space.shape[0]
         self.obs_rms = RunningMeanStd((K, obs_dim)).to(self.device)  # per member
-        self.return_rms = RunningMeanStd((K,)).to(self.device)
-        self.discounted = torch.zeros(N, K, dtype=torch.float64, device=self.device)
-        self.norm_obs, self.norm_reward, self.gamma = norm_obs, norm_reward, gamma
+        # one RewardScaler with a member axis: each member's γ and statistics
+        self.reward_scaler = RewardScaler(N, gamma).to(self.device)
+        self.norm_obs, self.norm_reward = norm_obs, norm_reward
         # skip the statistics altogether when no member uses them
         self.any_norm_obs = bool(norm_obs.any())
         self.any_norm_reward = bool(norm_reward.any())
@@ -91,14 +92,11 @@ class PopulationEnvs:
 
     @torch.no_grad()
     def scale_rewards(self, rewards: torch.Tensor, done: torch.Tensor) -> torch.Tensor:
-        """RewardScaler.scale for every member at once (its own γ and statistics)."""
+        """(K·N,) rewards through the members' `RewardScaler` on their (N, K) view,
+        kept scaled where the member's norm_reward is on."""
         K, N = self.num_members, self.num_envs
         by_env = rewards.reshape(K, N).T  # (N, K)
-        self.discounted.mul_(self.gamma).add_(by_env.to(torch.float64))
-        self.return_rms.update(self.discounted)
-        std = torch.sqrt(self.return_rms.var + EPSILON).to(rewards.dtype)  # (K,)
-        scaled = torch.clamp(by_env / std, -CLIP, CLIP)
-        self.discounted.masked_fill_(done.reshape(K, N).T, 0.0)
+        scaled = self.reward_scaler.scale(by_env, done.reshape(K, N).T)
         return torch.where(self.norm_reward, scaled, by_env).T.reshape(K * N)
 
     def step(

@@ -25,6 +25,7 @@ import torch
 from torch import nn
 
 from ppo_lessons.networks import (
+    ACTIVATIONS,
     ActorCritic,
     categorical_entropy,
     categorical_log_prob,
@@ -64,13 +65,16 @@ class PopulationActorCritic(nn.Module):
       (`ppo_lessons.rollout`) run unchanged on a population.
     """
 
-    def __init__(self, agents: Sequence[ActorCritic], num_envs: int) -> None:
+    def __init__(
+        self, agents: Sequence[ActorCritic], num_envs: int, activation: str = "tanh"
+    ) -> None:
+        """`activation`: the agents' (`PPOConfig.activation`; `ActorCritic`'s
+        default)."""
         super().__init__()
         first = agents[0]
         self.num_members, self.num_envs = len(agents), num_envs
         self.discrete, self.action_dim = first.discrete, first.action_dim
-        relu = isinstance(first.actor[1], nn.ReLU)
-        self.activation = nn.ReLU() if relu else nn.Tanh()
+        self.activation = ACTIVATIONS[activation]()
         self.actor = stacked_layers([a.actor for a in agents])
         self.critic = stacked_layers([a.critic for a in agents])
         if not self.discrete:  # (K, A) each member's state-independent log σ

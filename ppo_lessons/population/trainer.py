@@ -207,7 +207,8 @@ def run_population(
     K, T, N = len(members), config.num_steps, config.num_envs
     device = streams.device
     settings = MemberSettings.from_specs(specs, device)
-    net = PopulationActorCritic([m.agent for m in members], N).to(device)
+    agents = [m.agent for m in members]
+    net = PopulationActorCritic(agents, N, config.activation).to(device)
     adam = PopulationAdam(net, settings.adam_eps)
     envs = PopulationEnvs(
         env, K, settings.norm_obs, settings.norm_reward, settings.gamma
