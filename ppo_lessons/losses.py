@@ -5,9 +5,11 @@ The update minimizes one scalar (Schulman et al., 2017, eq. 9, written as a loss
     loss = −L^CLIP(θ) + c_v · L^V(φ) − c_e · H[π_θ]
 
 with L^CLIP from `ppo_lessons.clipping`, the value loss L^V below and the entropy bonus
-H (`ppo_lessons.networks`). The optional value clipping keeps the new value prediction
-within ε of the one made at collection time, as OpenAI's baselines do (Engstrom et al.,
-2020, found it rarely helps; it is a switch, `clip_vloss`).
+H (`ppo_lessons.networks`). The optional value clipping, as in OpenAI's baselines,
+removes the gradient of a sample whose prediction has moved more than ε from the one
+made at collection time; it does not bound the prediction (shared weights and Adam's
+momentum still move it), and an overshoot of the target is not pulled back (Engstrom et
+al., 2020, found it rarely helps; it is a switch, `clip_vloss`).
 """
 
 from __future__ import annotations
@@ -31,8 +33,11 @@ def value_loss(
         otherwise:      V^clip = V_old + clamp(V − V_old, −ε, ε)
                         L^V = ½ mean( max( (V − R)², (V^clip − R)² ) )
 
-    The max makes the clipped version a pessimistic bound, like L^CLIP: moving the
-    prediction more than ε from V_old earns no further reduction of the loss.
+    The max makes the clipped version a pessimistic (upper) bound of the unclipped
+    loss, like L^CLIP: moving the prediction more than ε from V_old towards R earns
+    no further reduction, so that sample's gradient is zero. It bounds nothing: for
+    R > V_old + ε the loss is flat for V from V_old + ε to 2R − V_old − ε, so a
+    prediction that overshot the target by less than R − V_old − ε is not pulled back.
 
     Args:
         values: [T] or [T, N] (or a flat minibatch [M]) V_φ(s_t), with grad.

@@ -1,4 +1,4 @@
-"""The checks of exercises 6.4 (`ppo_loss`) and 6.5 (`minibatch_indices`): every
+"""The checks of exercises 6.2 (`ppo_loss`) and 6.3 (`minibatch_indices`): every
 typical mistake is caught and named; correct versions written differently pass."""
 
 from __future__ import annotations
@@ -352,7 +352,7 @@ def test_the_student_helper_is_right_without_a_mistake():
                                   - p["ent"] * p["H"])).passed  # fmt: skip
 
 
-# ---------------------------------------------------------------- 6.5
+# ---------------------------------------------------------------- 6.3
 
 
 def indices(B, M, generator, *, how="randperm"):

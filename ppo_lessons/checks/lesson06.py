@@ -1,5 +1,5 @@
-"""Checks of lesson 06: the value loss (6.1), approx KL (6.2), explained variance
-(6.3); the PPO loss (6.4) and the minibatches (6.5) are in `lesson06_update`."""
+"""Checks of lesson 06: the value loss (6.1), approx KL (6.4), explained variance
+(6.5); the PPO loss (6.2) and the minibatches (6.3) are in `lesson06_update`."""
 
 from __future__ import annotations
 
@@ -159,7 +159,7 @@ def _kl_mistakes(args: tuple) -> list:
 
 @exercise("approx_kl")
 def check_approx_kl(fn: Callable, extra_cases: list[dict]) -> int:
-    """Check `approx_kl(new_log_probs, old_log_probs, estimator)` (Exercise 6.2)."""
+    """Check `approx_kl(new_log_probs, old_log_probs, estimator)` (Exercise 6.4)."""
     reference = approx_kl
     gen = generator(602)
     cases = []
@@ -204,7 +204,7 @@ def _ev_mistakes(args: tuple) -> list:
 
 @exercise("explained_variance")
 def check_explained_variance(fn: Callable, extra_cases: list[dict]) -> int:
-    """Check `explained_variance(values, returns)` (Exercise 6.3)."""
+    """Check `explained_variance(values, returns)` (Exercise 6.5)."""
     reference = explained_variance
     gen = generator(603)
     cases = []

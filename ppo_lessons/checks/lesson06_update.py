@@ -1,4 +1,4 @@
-"""Checks of lesson 06's update pieces: the PPO loss (6.4) and the minibatches (6.5).
+"""Checks of lesson 06's update pieces: the PPO loss (6.2) and the minibatches (6.3).
 
 `check_ppo_loss` compares the loss AND its gradients with the reference. Since
 new_log_probs reaches only the policy term, new_values only the value term and
@@ -39,7 +39,7 @@ from ppo_lessons.update import normalize_advantages, ppo_loss
 __all__ = ["check_minibatch_indices", "check_ppo_loss"]
 
 # ---------------------------------------------------------------------------
-# 6.4 the PPO loss
+# 6.2 the PPO loss
 
 LOSS_ARGS = (
     "new_log_probs", "old_log_probs", "advantages", "new_values", "old_values",
@@ -374,7 +374,7 @@ def loss_case(shape: tuple[int, ...], gen: torch.Generator, settings: tuple) -> 
 def check_ppo_loss(fn: Callable, extra_cases: list[dict]) -> int:
     """Check `ppo_loss(new_log_probs, old_log_probs, advantages, new_values,
     old_values, returns, entropy, clip_eps, value_clip_eps, vf_coef, ent_coef,
-    normalize_advantages)` (Exercise 6.4): value and gradients on [B], [T, N] and a
+    normalize_advantages)` (Exercise 6.2): value and gradients on [B], [T, N] and a
     batch of one, with and without normalization and value clipping, coefficients
     away from their defaults, and all advantages equal."""
     gen = generator(604)
@@ -405,7 +405,7 @@ def check_ppo_loss(fn: Callable, extra_cases: list[dict]) -> int:
 
 
 # ---------------------------------------------------------------------------
-# 6.5 the minibatches of one epoch
+# 6.3 the minibatches of one epoch
 
 
 SAME_GROUPS = (
@@ -531,7 +531,7 @@ def check_generator_use(fn: Callable, B: int = 20, M: int = 6) -> None:
 @exercise("minibatch_indices")
 def check_minibatch_indices(fn: Callable, extra_cases: list[dict]) -> int:
     """Check `minibatch_indices(batch_size, minibatch_size, generator)` (Exercise
-    6.5): sizes, every index exactly once, shuffled, reproducible from the
+    6.3): sizes, every index exactly once, shuffled, reproducible from the
     generator, independent of the global random state, a new order each call."""
     cases = [(10, 3), (12, 4), (64, 16), (7, 7), (5, 8), (1, 1), (9, 1)]
     cases += [(c["batch_size"], c["minibatch_size"]) for c in extra_cases]
