@@ -236,6 +236,7 @@ def test_ev_check_names_mistake(fn, phrase):
 NEW_CHECKS = [
     checks.check_gaussian_log_prob,
     checks.check_categorical_entropy,
+    checks.check_actor_critic_networks,
     checks.check_value_loss,
     checks.check_approx_kl,
     checks.check_explained_variance,

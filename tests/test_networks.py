@@ -12,6 +12,7 @@ from torch.distributions import Categorical, Normal
 
 from ppo_lessons.networks import (
     ActorCritic,
+    actor_critic_networks,
     categorical_entropy,
     categorical_log_prob,
     gaussian_entropy,
@@ -271,3 +272,24 @@ def test_init_value_is_what_the_critic_predicts_before_training(shared):
     assert agent.value(torch.randn(5, 4)).tolist() == [-99.0] * 5
     plain = ActorCritic(4, 2, discrete=True, shared=shared)
     assert float((plain.critic if shared else plain.critic[-1]).bias) == 0.0
+
+
+@pytest.mark.parametrize("activation", ["tanh", "relu"])
+def test_actor_critic_builds_exactly_the_exercise_reference(activation):
+    # catches: ActorCritic and the reference of Exercise 5.3 drifting apart (the
+    # trainer's seeded runs rely on ActorCritic drawing what the reference draws)
+    torch.manual_seed(11)
+    agent = ActorCritic(
+        5, 3, discrete=True, hidden_sizes=(16, 8), activation=activation
+    )
+    torch.manual_seed(11)
+    actor, critic = actor_critic_networks(5, 3, (16, 8), activation)
+    for mine, reference in ((agent.actor, actor), (agent.critic, critic)):
+        assert str(mine) == str(reference)
+        for p, q in zip(mine.parameters(), reference.parameters(), strict=True):
+            assert torch.equal(p, q)
+
+
+def test_a_networks_function_is_refused_with_a_shared_trunk():
+    with pytest.raises(ValueError, match="shared=True"):
+        ActorCritic(4, 2, discrete=True, shared=True, networks=lambda *a: None)
