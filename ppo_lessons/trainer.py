@@ -190,6 +190,8 @@ class TrainResult:
     first_step_solved: int | None
     seconds_to_solve: float | None
     diagnosis: list[Finding] = field(default_factory=list)  # `diagnose(history)`
+    # {exercise name: calls during the run} for each function given to `train`
+    function_calls: dict[str, int] = field(default_factory=dict)
 
     @classmethod
     def from_run(cls, run: Run) -> TrainResult:
@@ -202,6 +204,7 @@ class TrainResult:
             first_step_solved=run.first_step_solved,
             seconds_to_solve=run.seconds_to_solve,
             diagnosis=diagnose(run.history),
+            function_calls=run.functions.calls(),
         )
 
 
