@@ -203,12 +203,14 @@ def estimate_memory(config: PPOConfig, members: int, obs_dim: int) -> int:
 def available_memory(device: torch.device) -> int:
     """Bytes free on `device` (CUDA's free memory; the host's available memory)."""
     if device.type == "cuda":
-        return torch.cuda.mem_get_info(device)[0]
+        free, _total = torch.cuda.mem_get_info(device)
+        return free
     try:
         with open("/proc/meminfo") as meminfo:
             for line in meminfo:
                 if line.startswith("MemAvailable:"):
-                    return int(line.split()[1]) * 1024
+                    _name, kibibytes, *_unit = line.split()  # "MemAvailable: n kB"
+                    return int(kibibytes) * 1024
     except OSError:
         pass
     return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")

@@ -31,6 +31,7 @@ from ppo_lessons.networks import (
     categorical_log_prob,
     gaussian_entropy,
     gaussian_log_prob,
+    linear_layers,
 )
 from ppo_lessons.population.random import MemberStreams
 
@@ -40,10 +41,6 @@ __all__ = [
     "clip_member_gradients",
     "member_flat_parameters",
 ]
-
-
-def linear_layers(mlp: nn.Module) -> list[nn.Linear]:
-    return [layer for layer in mlp if isinstance(layer, nn.Linear)]
 
 
 def stacked_layers(mlps: Sequence[nn.Module]) -> nn.ParameterList:
@@ -80,7 +77,7 @@ class PopulationActorCritic(nn.Module):
         if not self.discrete:  # (K, A) each member's state-independent log σ
             self.log_std = nn.Parameter(torch.stack([a.log_std for a in agents]))
 
-    def mlp(self, params: nn.ParameterList, x: torch.Tensor) -> torch.Tensor:
+    def stacked_mlp(self, params: nn.ParameterList, x: torch.Tensor) -> torch.Tensor:
         """(K, M, in) -> (K, M, out) through the stacked layers `params`."""
         layers = len(params) // 2
         for i in range(layers):
@@ -91,7 +88,8 @@ class PopulationActorCritic(nn.Module):
 
     def forward_members(self, obs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """(policy output (K, M, A), values (K, M)) for (K, M, *O) observations."""
-        return self.mlp(self.actor, obs), self.mlp(self.critic, obs).squeeze(-1)
+        policy_out = self.stacked_mlp(self.actor, obs)
+        return policy_out, self.stacked_mlp(self.critic, obs).squeeze(-1)
 
     def by_member(self, obs: torch.Tensor) -> torch.Tensor:
         """(..., K·N, O) rows ordered (..., member, env) -> (K, L, O)."""
@@ -108,11 +106,12 @@ class PopulationActorCritic(nn.Module):
 
     def policy(self, obs: torch.Tensor) -> torch.Tensor:
         """Policy outputs (..., K·N, A) for observations (..., K·N, O)."""
-        return self.by_row(self.mlp(self.actor, self.by_member(obs)), obs.shape[:-1])
+        policy_out = self.stacked_mlp(self.actor, self.by_member(obs))
+        return self.by_row(policy_out, obs.shape[:-1])
 
     def value(self, obs: torch.Tensor) -> torch.Tensor:
         """Values (..., K·N) for observations (..., K·N, O)."""
-        values = self.mlp(self.critic, self.by_member(obs)).squeeze(-1)
+        values = self.stacked_mlp(self.critic, self.by_member(obs)).squeeze(-1)
         return self.by_row(values, obs.shape[:-1])
 
     def sample(
