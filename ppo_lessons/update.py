@@ -1,7 +1,7 @@
 """Lesson 06 (`06_the_ppo_update.ipynb`): the PPO update and its diagnostics.
 
 One update is `update_epochs` passes over the rollout in shuffled minibatches
-(`minibatch_indices`, exercise 6.5). On each minibatch (`ppo_loss`, exercise 6.4) (Schulman et al., 2017; the details as in Huang et al., 2022, "The 37
+(`minibatch_indices`, exercise 6.3). On each minibatch (`ppo_loss`, exercise 6.2) (Schulman et al., 2017; the details as in Huang et al., 2022, "The 37
 Implementation Details of PPO"):
 
     A ← (A − mean A) / (std A + 1e-8)                  (per minibatch, if norm_adv)
@@ -411,6 +411,8 @@ def ppo_update(
         Metrics as 0-d tensors on the device, averaged over the minibatches of the
         last epoch run (the names of MINIBATCH_METRICS), plus `epochs` (how many ran).
     """
+    # its twin with a member axis, line for line: population.update.population_update
+    # (where this loop breaks at target_kl, a member leaves its `active` mask)
     M = settings.minibatch_size
     # the tensors the optimizer steps (one flat tensor with `speed.FlatAdam`)
     params = [p for group in optimizer.param_groups for p in group["params"]]
