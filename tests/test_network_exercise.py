@@ -196,6 +196,18 @@ def default_biases(obs_dim, action_dim, hidden_sizes, activation):
     return actor, critic
 
 
+CACHE: dict = {}
+
+
+def built_once(obs_dim, action_dim, hidden_sizes, activation):
+    key = (obs_dim, action_dim, tuple(hidden_sizes), activation)
+    if key not in CACHE:
+        CACHE[key] = actor_critic_networks(
+            obs_dim, action_dim, hidden_sizes, activation
+        )
+    return CACHE[key]
+
+
 def not_a_pair(obs_dim, action_dim, hidden_sizes, activation):
     return actor_critic_networks(obs_dim, action_dim, hidden_sizes, activation)[0]
 
@@ -247,6 +259,7 @@ MISTAKES = {
     "weights drawn with NumPy": (numpy_weights, r"not from NumPy"),
     "a parameter that cannot train": (frozen_head, r"do not require gradients"),
     "one network returned": (not_a_pair, r"return two networks"),
+    "the same networks on every call": (built_once, r"build new layers on every call"),
 }
 
 
@@ -363,5 +376,6 @@ def test_train_builds_and_trains_the_given_network() -> None:
     actor, critic = built[0]
     assert result.agent.actor is actor and result.agent.critic is critic
     assert isinstance(result.agent.actor, Net)
+    assert result.function_calls == {"actor_critic_networks": 1}  # built once
     # it learned: a random policy scores about 22 on CartPole
     assert float(evaluate(result.agent, config.env_id, 5).mean()) >= 200.0
