@@ -224,21 +224,23 @@ def build_networks(
     layers is reset to PyTorch's default initialization, drawing the same random
     numbers as freshly created layers would (the networks' own init is drawn from a
     forked generator and discarded)."""
-    if ortho_init:
-        actor, critic = networks(obs_dim, action_dim, tuple(hidden_sizes), activation)
-    else:
-        with torch.random.fork_rng(devices=[]):
-            actor, critic = networks(
-                obs_dim, action_dim, tuple(hidden_sizes), activation
-            )
-        for layer in linear_layers(actor) + linear_layers(critic):
-            layer.reset_parameters()
+    args = (obs_dim, action_dim, tuple(hidden_sizes), activation)
+    with torch.random.fork_rng(devices=[], enabled=not ortho_init):
+        pair = networks(*args)
+    if not (isinstance(pair, tuple | list) and len(pair) == 2):
+        raise ValueError(
+            f"the networks function must return (actor, critic), got {type(pair).__name__}"
+        )
+    actor, critic = pair
     for name, net in (("actor", actor), ("critic", critic)):
         if not isinstance(net, nn.Module) or not linear_layers(net):
             raise ValueError(
                 f"the networks function must return (actor, critic), two nn.Modules "
                 f"built of nn.Linear layers; its {name} is {type(net).__name__}"
             )
+    if not ortho_init:
+        for layer in linear_layers(actor) + linear_layers(critic):
+            layer.reset_parameters()
     return actor, critic
 
 
