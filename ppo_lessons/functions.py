@@ -38,6 +38,7 @@ __all__ = [
     "TrainerFunctions",
     "compose",
     "describe",
+    "function_report",
     "trainer_functions",
 ]
 
@@ -186,7 +187,7 @@ def with_globals(fn: types.FunctionType, space: dict) -> types.FunctionType:
 
 
 def reference_loss(*args, objective: Callable, value_loss_fn: Callable) -> torch.Tensor:
-    """The reference `ppo_loss` (exercise 6.4) built on the given L^CLIP and L^V."""
+    """The reference `ppo_loss` (exercise 6.2) built on the given L^CLIP and L^V."""
     return update.ppo_loss_terms(
         *args, objective=objective, value_loss_fn=value_loss_fn
     ).loss
@@ -255,4 +256,18 @@ def describe(functions: TrainerFunctions) -> str:
                 f"{n} ({'yours' if n in functions.own else 'reference'})" for n in inner
             )
             lines.append(f"  your {name} calls {whose}")
+    return "\n".join(lines)
+
+
+def function_report(function_calls: Mapping[str, int]) -> str:
+    """One line per function the trainer takes: yours (with the calls it got during
+    the run, from `TrainResult.function_calls`) or the reference."""
+    lines = []
+    for name in TRAINER_EXERCISES:
+        if name not in function_calls:
+            lines.append(f"  {name:28} the reference")
+            continue
+        calls = function_calls[name]
+        said = f"called {calls:,} times" if calls else "not called in this run"
+        lines.append(f"  {name:28} yours, {said}")
     return "\n".join(lines)

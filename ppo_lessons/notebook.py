@@ -24,7 +24,7 @@ import torch
 
 from ppo_lessons import quick_mode
 
-__all__ = ["load_exercise", "setup", "your_functions"]
+__all__ = ["exercise_function", "load_exercise", "setup", "your_functions"]
 
 
 def setup(seed: int = 0) -> None:
@@ -54,16 +54,63 @@ def setup(seed: int = 0) -> None:
     print(f"seed {seed}; quick mode {'on' if quick_mode() else 'off'}")
 
 
+def exercise_function(notebook: str | Path, function: str) -> Callable:
+    """The function of an exercise cell of a saved lesson notebook, NOT checked.
+
+    The exercise cell (first line `# Exercise 4.1: compute_gae`) is cut out of
+    `notebook` the way the grader does it (`ppo_lessons.grading.notebooks`) and run
+    after the notebook's import lines in a namespace of its own. Nothing else of the
+    notebook runs.
+
+    Raises:
+        ValueError: naming why there is no function: not an exercise of the course,
+            no notebook, no such cell, the cell raised, or it defines no function.
+    """
+    from ppo_lessons.exercises import EXERCISES
+    from ppo_lessons.grading.notebooks import exercise_cell, read_notebook
+
+    by_name = {ex.function: ex for ex in EXERCISES}
+    if function not in by_name:
+        raise ValueError(
+            f"function {function!r} is not an exercise of the course; exercises: "
+            f"{', '.join(by_name)}"
+        )
+    exercise = by_name[function]
+    path = Path(notebook)
+    if not path.is_file():
+        raise ValueError(f"no notebook at {path}")
+    nb = read_notebook(path, student="you")
+    source, why = (None, nb.problem) if nb.problem else exercise_cell(nb, exercise)
+    if source is None:
+        raise ValueError(why)
+    namespace: dict = {"__name__": f"exercise_{exercise.number.replace('.', '_')}"}
+    for line in nb.imports:
+        with contextlib.suppress(Exception):  # an import that fails here is not fatal
+            exec(compile(line, f"<{path.name} imports>", "exec"), namespace)
+    try:
+        exec(
+            compile(source, f"<{path.name}: Exercise {exercise.number}>", "exec"),
+            namespace,
+        )
+    except Exception as error:
+        raise ValueError(
+            f"running the cell of Exercise {exercise.number} in {path.name} raised "
+            f"{type(error).__name__}: {error}"
+        ) from None
+    yours = namespace.get(function)
+    if not callable(yours):
+        raise ValueError(f"{function} in {path.name} is not a function")
+    return yours
+
+
 def load_exercise(notebook: str | Path, function: str) -> Callable:
     """Your solution of an exercise, read from your saved lesson notebook and checked;
     the reference version when it is missing, unfinished or wrong.
 
-    The exercise cell (first line `# Exercise 4.1: compute_gae`) is cut out of
-    `notebook` the way the grader does it (`ppo_lessons.grading.notebooks`), run after
-    the notebook's import lines in a namespace of its own, and its function is passed
-    to the exercise's check (`ppo_lessons.checks`). Nothing else of the notebook runs.
-    What happened is printed in one or two lines; this never raises for a problem of
-    the notebook or the function: the lesson goes on with the reference.
+    The function is read by `exercise_function` and passed to the exercise's check
+    (`ppo_lessons.checks`). What happened is printed in one or two lines; this never
+    raises for a problem of the notebook or the function: the lesson goes on with the
+    reference.
 
     Args:
         notebook: the saved lesson notebook, e.g. Path("04_gae.ipynb") (the notebook
@@ -75,7 +122,6 @@ def load_exercise(notebook: str | Path, function: str) -> Callable:
     """
     from ppo_lessons import checks
     from ppo_lessons.exercises import EXERCISES
-    from ppo_lessons.grading.notebooks import exercise_cell, read_notebook
 
     by_name = {ex.function: ex for ex in EXERCISES}
     if function not in by_name:
@@ -87,32 +133,10 @@ def load_exercise(notebook: str | Path, function: str) -> Callable:
     reference = getattr(importlib.import_module(exercise.module), function)
     fallback = f"using the reference {exercise.module}.{function} instead."
     path = Path(notebook)
-    if not path.is_file():
-        print(f"no notebook at {path}: {fallback}")
-        return reference
-    nb = read_notebook(path, student="you")
-    source, why = (None, nb.problem) if nb.problem else exercise_cell(nb, exercise)
-    if source is None:
-        print(f"{why}\n{fallback}")
-        return reference
-    namespace: dict = {"__name__": f"exercise_{exercise.number.replace('.', '_')}"}
-    for line in nb.imports:
-        with contextlib.suppress(Exception):  # an import that fails here is not fatal
-            exec(compile(line, f"<{path.name} imports>", "exec"), namespace)
     try:
-        exec(
-            compile(source, f"<{path.name}: Exercise {exercise.number}>", "exec"),
-            namespace,
-        )
-    except Exception as error:
-        print(
-            f"running the cell of Exercise {exercise.number} in {path.name} raised "
-            f"{type(error).__name__}: {error}\n{fallback}"
-        )
-        return reference
-    yours = namespace.get(function)
-    if not callable(yours):
-        print(f"{function} in {path.name} is not a function: {fallback}")
+        yours = exercise_function(path, function)
+    except ValueError as why:
+        print(f"{why}\n{fallback}" if "\n" in str(why) else f"{why}: {fallback}")
         return reference
     try:
         with contextlib.redirect_stdout(io.StringIO()):  # one line of our own instead

@@ -22,7 +22,7 @@ Instructors can add hidden cases: `check_compute_gae(fn, extra_cases=[{...}])`, 
 each case is a dict of the function's arguments by name (see `ppo_lessons.grade`).
 
 One module per lesson (`lesson01` ... `lesson09`, and `lesson06_update` for the
-loss and the minibatches of 6.4-6.5) holds its checks and the typical
+loss and the minibatches of 6.2-6.3) holds its checks and the typical
 mistakes they recognise; `harness` holds what they share. Every check is exported
 here: `from ppo_lessons.checks import check_compute_gae`.
 """
