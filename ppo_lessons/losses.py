@@ -5,11 +5,12 @@ The update minimizes one scalar (Schulman et al., 2017, eq. 9, written as a loss
     loss = −L^CLIP(θ) + c_v · L^V(φ) − c_e · H[π_θ]
 
 with L^CLIP from `ppo_lessons.clipping`, the value loss L^V below and the entropy bonus
-H (`ppo_lessons.networks`). The optional value clipping, as in OpenAI's baselines,
-removes the gradient of a sample whose prediction has moved more than ε from the one
-made at collection time; it does not bound the prediction (shared weights and Adam's
-momentum still move it), and an overshoot of the target is not pulled back (Engstrom et
-al., 2020, found it rarely helps; it is a switch, `clip_vloss`).
+H (`ppo_lessons.networks`). Value clipping (always on in OpenAI's baselines, the switch
+`clip_vloss` here) removes the gradient of a sample whose prediction has moved more than
+ε from the one made at collection time towards its target (or past it); it does not
+bound the prediction (shared weights and Adam's momentum still move it), and an
+overshoot of the target is not pulled back (Engstrom et al., 2020, found it rarely
+helps).
 """
 
 from __future__ import annotations
