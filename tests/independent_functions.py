@@ -24,6 +24,7 @@ import torch
 
 __all__ = [
     "FUNCTION_NAMES",
+    "actor_critic_networks",
     "all_functions",
     "approx_kl",
     "categorical_entropy",
@@ -46,6 +47,7 @@ FUNCTION_NAMES = (
     "compute_gae",
     "gaussian_log_prob",
     "categorical_entropy",
+    "actor_critic_networks",
     "value_loss",
     "approx_kl",
     "explained_variance",
@@ -64,6 +66,31 @@ def all_functions() -> dict[str, Any]:
 
 
 # ---------------------------------------------------------------- lessons 02-05
+
+
+def actor_critic_networks(
+    obs_dim: int, action_dim: int, hidden_sizes: tuple[int, ...], activation: str
+) -> tuple[torch.nn.Module, torch.nn.Module]:
+    """Two separate MLPs, orthogonal weights (gain √2 hidden, 0.01 actor output, 1
+    critic output), zero biases, the activation between layers and none after."""
+
+    def body(out_features: int, out_gain: float) -> torch.nn.Sequential:
+        sizes = [obs_dim, *hidden_sizes, out_features]
+        layers: list[torch.nn.Module] = []
+        for i in range(len(sizes) - 1):
+            linear = torch.nn.Linear(sizes[i], sizes[i + 1])
+            last = i == len(sizes) - 2
+            gain = out_gain if last else math.sqrt(2.0)
+            torch.nn.init.orthogonal_(linear.weight, gain)
+            torch.nn.init.zeros_(linear.bias)
+            layers.append(linear)
+            if not last:
+                layers.append(
+                    torch.nn.Tanh() if activation == "tanh" else torch.nn.ReLU()
+                )
+        return torch.nn.Sequential(*layers)
+
+    return body(action_dim, 0.01), body(1, 1.0)
 
 
 def probability_ratio(
