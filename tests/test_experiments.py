@@ -3,6 +3,7 @@ typical tutorial implementation's flaws as pluggable pieces. Each test names the
 
 from __future__ import annotations
 
+import dataclasses
 import math
 
 import matplotlib
@@ -25,6 +26,7 @@ from ppo_lessons.trainer import (  # noqa: E402
     collect_rollout,
     make_buffer,
     start_run,
+    train,
 )
 from ppo_lessons.update import UpdateFunctions, UpdateSettings, ppo_update  # noqa: E402
 
@@ -110,6 +112,20 @@ def test_welch_interval_by_hand():
     assert c.difference == pytest.approx(5.0)
     assert (c.ci_low, c.ci_high) == pytest.approx((5.0 - half, 5.0 + half))
     assert c.beyond_noise is True and c.verdict.startswith("higher by 5.0")
+
+
+def test_welch_interval_on_arrays_is_compare_s_interval():
+    # catches the array-level interval (lessons 01 and 03) drifting from compare's:
+    # a flipped sign, a pooled variance, or one seed accepted
+    a, b = [1.0, 2.0, 3.0], [4.0, 6.0, 8.0, 10.0]
+    c = ex.compare(records("a", a), records("b", b))
+    assert ex.welch_interval(a, b) == pytest.approx((c.ci_low, c.ci_high))
+    assert ex.welch_interval(b, a) == pytest.approx((-c.ci_high, -c.ci_low))
+    assert ex.welch_interval([2.0, 2.0], [5.0, 5.0]) == (3.0, 3.0)  # no spread
+    wide = ex.welch_interval(a, b, level=0.99)
+    assert wide[0] < c.ci_low and wide[1] > c.ci_high
+    with pytest.raises(ValueError, match="at least 2 seeds"):
+        ex.welch_interval([1.0], b)
 
 
 def test_overlapping_seeds_are_inside_the_noise_and_the_sign_is_kept():
@@ -238,7 +254,7 @@ def test_run_variants_trains_populations_one_per_setting_of_the_shared_fields(ca
         return compute_gae(*args)
 
     def runner(config, progress, **kwargs):
-        return ex.train(config, progress=progress)
+        return train(config, progress=progress)
 
     base = PPOConfig(**SMALL)
     groups = ex.run_variants(
@@ -280,7 +296,7 @@ def test_a_population_record_is_the_members_run_and_population_false_is_train():
     np.testing.assert_allclose(together[1].curve, alone[0].curve, rtol=1e-5)
     assert together[0].history[0]["value_loss"] != together[1].history[0]["value_loss"]
     one_by_one = ex.run_seeds(base, [4], label="x", population=False)
-    direct = ex.train(base.replace(seed=4), progress=False)
+    direct = train(base.replace(seed=4), progress=False)
     assert one_by_one[0].population == 1
     assert [row["value_loss"] for row in one_by_one[0].history] == [
         row["value_loss"] for row in direct.history
@@ -459,7 +475,7 @@ def test_critic_first_optimizers_keep_actor_and_critic_apart():
         ppo_update(run.agent, run.optimizer, batch, settings, run.generator)
         actor = [p.detach().clone() for p in run.agent.actor.parameters()]
         critic = [p.detach().clone() for p in run.agent.critic.parameters()]
-        only = ex.dataclasses.replace(settings, ent_coef=0.0)
+        only = dataclasses.replace(settings, ent_coef=0.0)
         critic_only = UpdateFunctions(ex.zero_objective)
         ppo_update(run.agent, critic_optimizer, batch, only, run.generator, critic_only)
         for before, after in zip(actor, run.agent.actor.parameters(), strict=True):
