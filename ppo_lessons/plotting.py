@@ -6,6 +6,8 @@ legend, and for results over several seeds the mean with a band (not one lucky s
 
 from __future__ import annotations
 
+import base64
+import io
 from collections.abc import Mapping, Sequence
 
 import matplotlib.pyplot as plt
@@ -13,7 +15,14 @@ import numpy as np
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
-__all__ = ["history_curves", "mean_and_band", "plot_band", "plot_seeds", "show_frames"]
+__all__ = [
+    "figure_png",
+    "history_curves",
+    "mean_and_band",
+    "plot_band",
+    "plot_seeds",
+    "show_frames",
+]
 
 
 def mean_and_band(
@@ -127,3 +136,15 @@ def show_frames(
     fig.suptitle(title)
     fig.tight_layout()
     return fig
+
+
+def figure_png(fig: Figure) -> str:
+    """The figure as a base64 PNG, cropped as the notebook's inline backend crops it.
+
+    What a stored notebook keeps of a live picture (STYLE 17b): the trainer's live
+    plot and episode strip (`ppo_lessons.trainer_display`) and the explorers
+    (`ppo_lessons.widgets.static`) all store their figure this way.
+    """
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", bbox_inches="tight")
+    return base64.b64encode(buffer.getvalue()).decode("ascii")

@@ -166,7 +166,7 @@ class LivePlot:
         from IPython.core.interactiveshell import InteractiveShell
         from IPython.display import display
 
-        from ppo_lessons.widgets.static import figure_png
+        from ppo_lessons.plotting import figure_png
 
         fig = self.figure()
         self.draws += 1
@@ -215,7 +215,7 @@ class EpisodeAnimation(HTML):
     """
 
     def __init__(self, player_html: str, strip: Figure, caption: str) -> None:
-        from ppo_lessons.widgets.static import figure_png
+        from ppo_lessons.plotting import figure_png
 
         box = f"ppo-episode-{uuid.uuid4().hex}"
         super().__init__(

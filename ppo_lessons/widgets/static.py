@@ -11,21 +11,14 @@ the widget's `repr` (`VBox(children=(HBox(...`), which says nothing to a reader.
 
 from __future__ import annotations
 
-import base64
-import io
 from typing import Any
 
 import ipywidgets as widgets
 from matplotlib.figure import Figure
 
+from ppo_lessons.plotting import figure_png  # also the trainer's display's
+
 __all__ = ["ExplorerBox", "figure_png"]
-
-
-def figure_png(fig: Figure) -> str:
-    """The figure as a base64 PNG, cropped as the notebook's inline backend crops it."""
-    buffer = io.BytesIO()
-    fig.savefig(buffer, format="png", bbox_inches="tight")
-    return base64.b64encode(buffer.getvalue()).decode("ascii")
 
 
 class ExplorerBox(widgets.VBox):
