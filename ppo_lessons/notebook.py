@@ -58,7 +58,7 @@ def exercise_function(notebook: str | Path, function: str) -> Callable:
     """The function of an exercise cell of a saved lesson notebook, NOT checked.
 
     The exercise cell (first line `# Exercise 4.1: compute_gae`) is cut out of
-    `notebook` the way the grader does it (`ppo_lessons.grading.notebooks`) and run
+    `notebook` the way the grader does it (`ppo_lessons.cells`) and run
     after the notebook's import lines in a namespace of its own. Nothing else of the
     notebook runs.
 
@@ -66,8 +66,8 @@ def exercise_function(notebook: str | Path, function: str) -> Callable:
         ValueError: naming why there is no function: not an exercise of the course,
             no notebook, no such cell, the cell raised, or it defines no function.
     """
+    from ppo_lessons.cells import exercise_cell, read_notebook
     from ppo_lessons.exercises import EXERCISES
-    from ppo_lessons.grading.notebooks import exercise_cell, read_notebook
 
     by_name = {ex.function: ex for ex in EXERCISES}
     if function not in by_name:
