@@ -268,6 +268,12 @@ def function_report(function_calls: Mapping[str, int]) -> str:
             lines.append(f"  {name:28} the reference")
             continue
         calls = function_calls[name]
-        said = f"called {calls:,} times" if calls else "not called in this run"
+        said = (
+            "not called in this run"
+            if calls == 0
+            else "called once"
+            if calls == 1
+            else f"called {calls:,} times"
+        )
         lines.append(f"  {name:28} yours, {said}")
     return "\n".join(lines)

@@ -34,10 +34,10 @@ __all__ = ["PretrainConfig", "cache_path", "pretrained", "teacher_batch"]
 class PretrainConfig:
     """How the tiny model is pre-trained."""
 
-    steps: int = 3000
+    steps: int = 2000
     batch_size: int = 256
     learning_rate: float = 3e-3
-    teacher_right: float = 0.5  # how often the teacher writes the right answer
+    teacher_right: float = 0.45  # how often the teacher writes the right answer
     model: ModelConfig = ModelConfig()  # noqa: RUF009 (frozen)
 
 
