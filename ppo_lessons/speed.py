@@ -27,7 +27,7 @@ __all__ = ["FlatAdam", "flatten_parameters"]
 # against 7,266 µs forward and backward), so the networks use `nn.Tanh`.
 
 
-def flatten_parameters(module: nn.Module) -> torch.Tensor:
+def flatten_parameters(module: nn.Module, members: int | None = None) -> torch.Tensor:
     """Put the trainable parameters of `module`, and their gradients, into one flat
     tensor each; returns the flat parameter tensor, whose `.grad` is the flat gradient.
 
@@ -37,6 +37,10 @@ def flatten_parameters(module: nn.Module) -> torch.Tensor:
     change. Backward adds into the gradient views: give the flat tensor to `FlatAdam`,
     which keeps the views connected whatever `zero_grad` the code calls. Move the
     module to its device first.
+
+    With a member axis (`members` = K, a population whose every parameter is (K, ...)):
+    the flat tensor is (K, P), row k member k's P parameters, so one elementwise
+    operation steps every member and a row reduction gives a member's gradient norm.
     """
     params = [p for p in module.parameters() if p.requires_grad]
     if not params:
@@ -48,14 +52,15 @@ def flatten_parameters(module: nn.Module) -> torch.Tensor:
             f"flatten_parameters needs one device and one dtype, got devices "
             f"{sorted(map(str, devices))} and dtypes {sorted(map(str, dtypes))}"
         )
+    lead = () if members is None else (members,)  # the member axis, if any
     with torch.no_grad():
-        flat = torch.cat([p.reshape(-1) for p in params])
+        flat = torch.cat([p.reshape(*lead, -1) for p in params], dim=-1)
     flat_grad = torch.zeros_like(flat)
     offset = 0
     for p in params:
-        n = p.numel()
-        p.data = flat[offset : offset + n].view_as(p)
-        p.grad = flat_grad[offset : offset + n].view_as(p)
+        n = p.numel() // (members or 1)
+        p.data = flat[..., offset : offset + n].view(p.shape)
+        p.grad = flat_grad[..., offset : offset + n].view(p.shape)
         offset += n
     flat.requires_grad_(True)
     flat.grad = flat_grad

@@ -48,6 +48,8 @@ PIECES = {
     "approx_kl": "ppo_lessons.update",
     "RewardScaler": "ppo_lessons.normalize",  # the reward scaler
     "RunningMeanStd": "ppo_lessons.normalize",
+    "flatten_parameters": "ppo_lessons.speed",  # the flat parameters
+    "linear_layers": "ppo_lessons.networks",
 }
 # arithmetic that belongs to one single-agent piece: (name, operators, where it is)
 LOSS = "the loss combination is ppo_lessons.update.ppo_loss_terms"

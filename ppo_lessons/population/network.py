@@ -10,11 +10,10 @@ K ordinary `ActorCritic`s (built by the lessons' code, so each member's init is 
 `train` would give it) stacked, and copied back into them after training.
 
 All parameters live in one (K, P) tensor, row k member k's P parameters
-(`member_flat_parameters`, the idea of `ppo_lessons.speed.flatten_parameters` with
-a member axis). Adam is elementwise, so one Adam over it, with each member's
-learning rate, ε and step count as (K, 1) columns, updates every member exactly as
-its own Adam would; the gradient norm is taken per row (`clip_member_gradients`),
-never over the whole population.
+(`ppo_lessons.speed.flatten_parameters` with its member axis). Adam is elementwise,
+so one Adam over it, with each member's learning rate, ε and step count as (K, 1)
+columns, updates every member exactly as its own Adam would; the gradient norm is
+taken per row (`clip_member_gradients`), never over the whole population.
 """
 
 from __future__ import annotations
@@ -34,12 +33,12 @@ from ppo_lessons.networks import (
     linear_layers,
 )
 from ppo_lessons.population.random import MemberStreams
+from ppo_lessons.speed import flatten_parameters
 
 __all__ = [
     "PopulationActorCritic",
     "PopulationAdam",
     "clip_member_gradients",
-    "member_flat_parameters",
 ]
 
 
@@ -159,30 +158,6 @@ class PopulationActorCritic(nn.Module):
                 agent.log_std.copy_(self.log_std[k])
 
 
-def member_flat_parameters(module: nn.Module) -> torch.Tensor:
-    """Put the (K, ...) parameters of `module` and their gradients into one (K, P)
-    tensor each, row k holding member k's; returns it (its `.grad` the gradients).
-
-    Every parameter becomes a view of its columns (its `.grad` a view of the same
-    columns of the flat gradient, which backward adds into in place), so one
-    elementwise operation on the flat tensor touches every parameter, and a row
-    reduction gives a member's gradient norm. The values do not change.
-    """
-    params = [p for p in module.parameters() if p.requires_grad]
-    K = params[0].shape[0]
-    with torch.no_grad():
-        flat = torch.cat([p.reshape(K, -1) for p in params], dim=1)  # (K, P)
-    flat_grad = torch.zeros_like(flat)
-    start = 0
-    for p in params:
-        end = start + p[0].numel()
-        p.data = flat[:, start:end].view(p.shape)
-        p.grad = flat_grad[:, start:end].view(p.shape)
-        start = end
-    flat.grad = flat_grad
-    return flat
-
-
 class PopulationAdam:
     """Adam (Kingma & Ba, 2015, in PyTorch's form) over the flat parameters of all
     members, elementwise, with per-member learning rate and ε:
@@ -201,7 +176,7 @@ class PopulationAdam:
         betas: tuple[float, float] = (0.9, 0.999),
     ) -> None:
         K = net.num_members
-        self.flat = member_flat_parameters(net)  # (K, P); .grad the gradients
+        self.flat = flatten_parameters(net, members=K)  # (K, P); .grad the gradients
         self.m = torch.zeros_like(self.flat)
         self.v = torch.zeros_like(self.flat)
         self.steps = torch.zeros(K, device=self.flat.device)  # (K,) t_k

@@ -339,7 +339,7 @@ def population_update(
             adam.zero_grad()
             with warnings.catch_warnings():
                 # the (K, 1, 1) bias of the value heads is a strided view of the
-                # flat gradient, on purpose (network.member_flat_parameters)
+                # flat gradient, on purpose (speed.flatten_parameters)
                 warnings.filterwarnings("ignore", message=LAYOUT_WARNING)
                 loss.backward()
             clip_member_gradients(adam, settings.max_grad_norm)  # inf: no clipping
