@@ -13,10 +13,11 @@ equations, and skipping the distribution objects also saves time per step.
 
 The actor and the critic are two separate MLPs (`actor_critic_networks`, Exercise 5.3),
 initialized orthogonally (Saxe et al., 2014) with zero biases and gain √2 for hidden
-layers, 0.01 for the policy output and 1 for the value output, following Engstrom et
-al. (2020) and Andrychowicz et al. (2021); the small policy gain makes the first
-policy nearly uniform. `ActorCritic` wraps them with the distribution: for Box
-actions it holds the state-independent log σ itself.
+layers, 0.01 for the policy output and 1 for the value output: the gains of OpenAI
+Baselines' PPO (Huang et al., 2022, detail 2). The small policy gain makes the first
+policy nearly uniform; Andrychowicz et al. (2021) found a policy output layer 100
+times smaller than usual among the choices that matter most. `ActorCritic` wraps them
+with the distribution: for Box actions it holds the state-independent log σ itself.
 """
 
 from __future__ import annotations

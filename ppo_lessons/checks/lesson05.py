@@ -419,30 +419,41 @@ def check_actor_critic_networks(fn: Callable, extra_cases: list[dict]) -> int:
             x = torch.randn(6, obs_dim, generator=gen) * 2
             y = _forward(name, net, x, out, where)
             _check_forward(name, layers[name], y, x, activation, where)
-        again, _ = _build(fn, args, 100 + k, where)
-        other, _ = _build(fn, args, 200 + k, where)
-        first = [p.detach() for p in again.parameters()]
-        if any(p is q for p, q in zip(first, actor.parameters(), strict=False)):
-            raise AssertionError(
-                "two calls returned the same actor: build new layers on every call "
-                f"(the trainer builds one network per run); while {where}."
-            )
-        same = [
-            torch.equal(p, q.detach())
-            for p, q in zip(first, other.parameters(), strict=True)
-        ]
-        if all(same):
-            raise AssertionError(
-                "your networks come out the same whatever torch.manual_seed says: don't "
-                "seed inside the function (the trainer seeds once per run), and draw "
-                f"the weights with nn.init; while {where}."
-            )
-        reseeded, _ = _build(fn, args, 100 + k, where)
-        repeat = [p.detach() for p in reseeded.parameters()]
-        if not all(torch.equal(p, q) for p, q in zip(first, repeat, strict=True)):
-            raise AssertionError(
-                "after the same torch.manual_seed your networks come out different: draw "
-                "every weight from torch's generator (nn.init.orthogonal_), not from "
-                f"NumPy or Python's random, so that a run's seed fixes them; while {where}."
-            )
+        _check_seeding(fn, args, 100 + k, actor, where)
     return len(cases)
+
+
+def _check_seeding(fn: Callable, args: tuple, seed: int, actor: nn.Module, where: str):
+    """New layers on every call, drawn from torch's generator (and only from it): the
+    same seed gives the same actor AND critic, another seed other ones."""
+
+    def weights(pair: tuple) -> list[list[torch.Tensor]]:  # per network
+        return [[p.detach() for p in net.parameters()] for net in pair]
+
+    def equal(xs: list, ys: list) -> bool:
+        return all(torch.equal(p, q) for p, q in zip(xs, ys, strict=True))
+
+    again = _build(fn, args, seed, where)
+    if any(
+        p is q for p, q in zip(again[0].parameters(), actor.parameters(), strict=False)
+    ):
+        raise AssertionError(
+            "two calls returned the same actor: build new layers on every call "
+            f"(the trainer builds one network per run); while {where}."
+        )
+    first, other = weights(again), weights(_build(fn, args, seed + 1, where))
+    if all(equal(xs, ys) for xs, ys in zip(first, other, strict=True)):
+        raise AssertionError(
+            "your networks come out the same whatever torch.manual_seed says: don't "
+            "seed inside the function (the trainer seeds once per run), and draw "
+            f"the weights with nn.init; while {where}."
+        )
+    repeat = weights(_build(fn, args, seed, where))
+    for name, xs, ys in zip(("actor", "critic"), first, repeat, strict=True):
+        if not equal(xs, ys):
+            raise AssertionError(
+                f"after the same torch.manual_seed your {name} comes out different: "
+                "draw every weight from torch's generator (nn.init.orthogonal_), not "
+                "from NumPy or Python's random, so that a run's seed fixes them; while "
+                f"{where}."
+            )
