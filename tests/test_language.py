@@ -65,8 +65,20 @@ def test_the_teacher_is_right_half_the_time_and_otherwise_off_by_one_digit():
     correct = exact_reward(pairs, answers)
     assert 0.48 < correct.mean().item() < 0.52
     wrong = correct == 0
-    differing = (answers[wrong] != right[wrong]).sum(1)
+    differing = (answers[wrong, : right.shape[1]] != right[wrong]).sum(1)
     assert differing.eq(1).all()  # one digit, same length
+    assert (answers[:, right.shape[1] :] == PAD).all()  # no second guess
+
+
+def test_a_rambling_teacher_writes_two_guesses_that_never_grade_as_exact():
+    g = torch.Generator().manual_seed(4)
+    pairs = sample_pairs(4_000, g, held=False)
+    answers = teacher_answers(pairs, g, right=1.0, ramble=0.25)
+    one_guess = (answers != PAD).sum(1) == answer_tokens(pairs.sum(1)).ne(PAD).sum(1)
+    assert 0.70 < one_guess.float().mean().item() < 0.80
+    assert exact_reward(pairs, answers)[one_guess].eq(1).all()
+    assert exact_reward(pairs, answers)[~one_guess].eq(0).all()
+    assert lenient_reward(pairs, answers).eq(1).all()  # the right answer is in there
 
 
 def test_held_out_pairs_never_reach_pre_training():

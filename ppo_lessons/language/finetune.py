@@ -32,6 +32,7 @@ from ppo_lessons.language import tokens as token_fns
 from ppo_lessons.language.model import Completions, TinyLM, sample, score
 from ppo_lessons.language.pretrain import PretrainConfig, pretrained
 from ppo_lessons.language.task import (
+    MAX_ANSWER,
     decode,
     exact_reward,
     lenient_reward,
@@ -61,7 +62,7 @@ class FinetuneConfig:
     iterations: int = 150  # sample -> score -> update
     completions: int = 256  # per iteration (GRPO: prompts x group_size)
     group_size: int = 8  # GRPO's G
-    max_tokens: int = 4  # per completion (3 digits + the end token)
+    max_tokens: int = MAX_ANSWER  # per completion (room for the teacher's rambles)
     temperature: float = 1.0
     learning_rate: float = 1e-3
     update_epochs: int = 2
@@ -173,6 +174,7 @@ def finetune(
     pretrain_config: PretrainConfig | None = None,
     progress: bool = True,
     callback: Callable[[dict[str, float]], None] | None = None,
+    pretrain_seed: int | None = None,
 ) -> FinetuneResult:
     """Pre-train (or load from the cache) the tiny model of `seed`, then fine-tune it.
 
@@ -185,13 +187,17 @@ def finetune(
         pretrain_config: the pre-training settings.
         progress: show progress bars.
         callback: called with each iteration's metrics (a live plot).
+        pretrain_seed: the seed of the pre-trained model to start from (default:
+            `seed`); experiments over fine-tuning seeds share one pre-trained model.
     """
     from ppo_lessons.progress import tqdm
 
     config = replace(config or FinetuneConfig(), method=method)
     fns = language_functions(functions)
     reference, pretrain_seconds = pretrained(
-        seed, pretrain_config or PretrainConfig(), progress
+        seed if pretrain_seed is None else pretrain_seed,
+        pretrain_config or PretrainConfig(),
+        progress,
     )
     for p in reference.parameters():
         p.requires_grad_(False)
@@ -260,8 +266,9 @@ def rollout(
     config: FinetuneConfig,
     generator: torch.Generator,
     group_size: int,
-) -> tuple[Completions, torch.Tensor, torch.Tensor]:
-    """Sample completions of training prompts; (batch, scores [B], ref log-probs [B, L])."""
+) -> tuple[Completions, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Sample completions of training prompts, `group_size` per prompt in consecutive
+    rows; (batch, pairs [B, 2], scores [B], ref log-probs [B, L])."""
     n_prompts = config.completions // group_size
     pairs = sample_pairs(n_prompts, generator, held=False).repeat_interleave(
         group_size, 0
@@ -276,7 +283,7 @@ def rollout(
         ref_log_probs, _, _ = score(
             reference, batch, config.temperature, with_values=False
         )
-    return batch, scores, ref_log_probs
+    return batch, pairs, scores, ref_log_probs
 
 
 def minibatches(B: int, config: FinetuneConfig, generator: torch.Generator):
@@ -302,7 +309,9 @@ def ppo_iteration(
     model, reference, optimizer, config, fns, generator
 ) -> dict[str, float]:
     """One iteration of RLHF's PPO; returns its metrics."""
-    batch, scores, ref_log_probs = rollout(model, reference, config, generator, 1)
+    batch, pairs, scores, ref_log_probs = rollout(
+        model, reference, config, generator, 1
+    )
     mask = batch.mask
     with torch.no_grad():
         _, _, values = score(model, batch, config.temperature)
@@ -327,7 +336,7 @@ def ppo_iteration(
             with torch.no_grad():
                 ratio = (log_probs[m] - mb.log_probs[m]).exp()
                 clipped.append(((ratio - 1).abs() > config.clip_coef).float().mean())
-    return iteration_metrics(batch, scores, ref_log_probs, clipped)
+    return iteration_metrics(batch, pairs, scores, ref_log_probs, clipped)
 
 
 def token_gae(
@@ -363,7 +372,9 @@ def grpo_iteration(
 ) -> dict[str, float]:
     """One iteration of GRPO; returns its metrics."""
     G = config.group_size
-    batch, scores, ref_log_probs = rollout(model, reference, config, generator, G)
+    batch, pairs, scores, ref_log_probs = rollout(
+        model, reference, config, generator, G
+    )
     with torch.no_grad():
         advantages = fns["group_advantages"](scores, G, config.scale_advantages)
     clipped = []
@@ -382,14 +393,19 @@ def grpo_iteration(
             step_optimizer(model, optimizer, loss, config)
             with torch.no_grad():
                 clipped.append(((ratio - 1).abs() > eps)[mb.mask].float().mean())
-    return iteration_metrics(batch, scores, ref_log_probs, clipped)
+    return iteration_metrics(batch, pairs, scores, ref_log_probs, clipped)
 
 
-def iteration_metrics(batch, scores, ref_log_probs, clipped) -> dict[str, float]:
+def iteration_metrics(batch, pairs, scores, ref_log_probs, clipped) -> dict[str, float]:
+    """The iteration's metrics: the training reward (`score`), both graders' rewards
+    (`exact` is the true one), the per-token KL to the reference (k1), the mean
+    length and the clip fraction."""
     mask = batch.mask
     kl = ((batch.log_probs - ref_log_probs) * mask).sum() / mask.sum()
     return {
         "score": scores.mean().item(),
+        "exact": exact_reward(pairs, batch.tokens).mean().item(),
+        "lenient": lenient_reward(pairs, batch.tokens).mean().item(),
         "kl_per_token": kl.item(),
         "length": mask.sum(dim=1).float().mean().item(),
         "clip_fraction": torch.stack(clipped).mean().item(),

@@ -22,6 +22,7 @@ from torch import nn
 from ppo_lessons.language.model import Completions, ModelConfig, TinyLM, real_tokens
 from ppo_lessons.language.task import (
     PROMPT_LEN,
+    TASK_VERSION,
     prompt_tokens,
     sample_pairs,
     teacher_answers,
@@ -38,13 +39,16 @@ class PretrainConfig:
     batch_size: int = 256
     learning_rate: float = 3e-3
     teacher_right: float = 0.45  # how often the teacher writes the right answer
+    teacher_ramble: float = 0.1  # how often a second guess follows the first
     model: ModelConfig = ModelConfig()  # noqa: RUF009 (frozen)
 
 
-def teacher_batch(n: int, generator: torch.Generator, right: float) -> Completions:
+def teacher_batch(
+    n: int, generator: torch.Generator, right: float, ramble: float
+) -> Completions:
     """n prompts from the pre-training pairs and the teacher's answers to them."""
     pairs = sample_pairs(n, generator, held=False)
-    answers = teacher_answers(pairs, generator, right)
+    answers = teacher_answers(pairs, generator, right, ramble)
     return Completions(prompt_tokens(pairs), answers, real_tokens(answers), None)
 
 
@@ -55,10 +59,10 @@ def cache_dir() -> Path:
 
 
 def cache_path(seed: int, config: PretrainConfig) -> Path:
-    """The cache file of one seed and config (another config, another file)."""
-    key = hashlib.sha256(
-        json.dumps(asdict(config), sort_keys=True).encode()
-    ).hexdigest()
+    """The cache file of one seed and config (another config or another version of
+    the task's text, another file)."""
+    described = {"task": TASK_VERSION, **asdict(config)}
+    key = hashlib.sha256(json.dumps(described, sort_keys=True).encode()).hexdigest()
     return cache_dir() / "language" / f"tiny-lm-seed{seed}-{key[:12]}.pt"
 
 
@@ -76,7 +80,9 @@ def pretrain(seed: int, config: PretrainConfig, progress: bool = True) -> TinyLM
     loss_fn = nn.CrossEntropyLoss(ignore_index=-1)
     bar = tqdm(range(config.steps), desc="pre-training", disable=not progress)
     for _ in bar:
-        batch = teacher_batch(config.batch_size, generator, config.teacher_right)
+        batch = teacher_batch(
+            config.batch_size, generator, config.teacher_right, config.teacher_ramble
+        )
         text = torch.cat([batch.prompts, batch.tokens], dim=1)
         logits, _ = model(text[:, :-1])
         targets = torch.where(batch.mask, batch.tokens, -1)  # predict answers only

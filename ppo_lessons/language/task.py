@@ -19,7 +19,9 @@ import torch
 __all__ = [
     "END",
     "PAD",
+    "MAX_ANSWER",
     "PROMPT_LEN",
+    "TASK_VERSION",
     "VOCAB",
     "answer_tokens",
     "decode",
@@ -35,6 +37,8 @@ VOCAB = list("0123456789+=;") + ["<pad>"]
 PLUS, EQUALS, END, PAD = 10, 11, 12, 13
 PROMPT_LEN = 6  # "ab+cd="
 ANSWER_DIGITS = 3  # a + b <= 198
+MAX_ANSWER = 2 * ANSWER_DIGITS + 1  # two guesses and the end token
+TASK_VERSION = 2  # part of the pre-training cache's key: raise it when the text changes
 # (100, 100) bool: the held-out pairs (a, b), a fixed tenth
 HELD_OUT = torch.rand(100, 100, generator=torch.Generator().manual_seed(10)) < 0.1
 
@@ -86,11 +90,11 @@ def answer_tokens(values: torch.Tensor) -> torch.Tensor:
     return written(*digits_lsd_first(values))
 
 
-def teacher_answers(
-    pairs: torch.Tensor, generator: torch.Generator, right: float = 0.5
-) -> torch.Tensor:
-    """[n, ANSWER_DIGITS + 1] the noisy teacher's answers: right with probability
-    `right`, otherwise the right answer with one of its digits changed (same length)."""
+def noisy_digits(
+    pairs: torch.Tensor, generator: torch.Generator, right: float
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """One noisy answer per pair: ([n, ANSWER_DIGITS] digits, [n] length), the right
+    answer with probability `right`, otherwise with one of its digits changed."""
     digits, length = digits_lsd_first(pairs.sum(dim=1))
     n = len(length)
     wrong = torch.rand(n, generator=generator) >= right
@@ -99,7 +103,32 @@ def teacher_answers(
     rows = torch.arange(n)
     changed = digits.clone()
     changed[rows, position] = (digits[rows, position] + shift) % 10
-    return written(torch.where(wrong.unsqueeze(1), changed, digits), length)
+    return torch.where(wrong.unsqueeze(1), changed, digits), length
+
+
+def teacher_answers(
+    pairs: torch.Tensor,
+    generator: torch.Generator,
+    right: float = 0.5,
+    ramble: float = 0.0,
+) -> torch.Tensor:
+    """[n, MAX_ANSWER] the noisy teacher's answers: right with probability `right`,
+    otherwise the right answer with one digit changed (same length); with probability
+    `ramble` a second such guess follows the first before the end token (the teacher
+    thinking aloud: that text is not a well-formed answer)."""
+    first, length1 = noisy_digits(pairs, generator, right)
+    second, length2 = noisy_digits(pairs, generator, right)
+    n = len(length1)
+    length2 = length2 * (torch.rand(n, generator=generator) < ramble).long()
+    column = torch.arange(MAX_ANSWER).unsqueeze(0)
+    in_first = column < length1.unsqueeze(1)
+    in_second = ~in_first & (column < (length1 + length2).unsqueeze(1))
+    pick_first = first.gather(1, column.clamp(max=ANSWER_DIGITS - 1).expand(n, -1))
+    offset = (column - length1.unsqueeze(1)).clamp(0, ANSWER_DIGITS - 1)
+    pick_second = second.gather(1, offset)
+    tokens = torch.where(in_first, pick_first, torch.where(in_second, pick_second, PAD))
+    tokens[torch.arange(n), length1 + length2] = END
+    return tokens
 
 
 def parse_answer(tokens: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
