@@ -18,21 +18,50 @@ on the device.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Protocol
 
 import torch
 
 from ppo_lessons.buffer import RolloutBuffer
 from ppo_lessons.gae import compute_gae
-from ppo_lessons.networks import ActorCritic
 
-__all__ = ["collect_rollout", "gae_from_buffer", "value_rollout"]
+__all__ = [
+    "RolloutAgent",
+    "RolloutEnvsLike",
+    "collect_rollout",
+    "gae_from_buffer",
+    "value_rollout",
+]
+
+
+class RolloutAgent(Protocol):
+    """What a rollout asks of the agent: an `ActorCritic`, or a population's batched
+    network (`ppo_lessons.population.network.PopulationActorCritic`, whose random
+    source is its members' `MemberStreams` where one agent passes a generator)."""
+
+    def policy(self, obs: torch.Tensor) -> torch.Tensor: ...
+
+    def sample(
+        self, policy_out: torch.Tensor, generator: Any
+    ) -> tuple[torch.Tensor, torch.Tensor]: ...
+
+    def value(self, obs: torch.Tensor) -> torch.Tensor: ...
+
+
+class RolloutEnvsLike(Protocol):
+    """What a rollout asks of the envs: `ppo_lessons.envs.RolloutEnvs`, or a
+    population's `ppo_lessons.population.envs.PopulationEnvs` (tensors in and out;
+    `info["final_obs"]` the normalized observation each env reached)."""
+
+    def step(
+        self, actions: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, dict]: ...
 
 
 @torch.inference_mode()
 def collect_rollout(
-    agent: ActorCritic,
-    envs: Any,
+    agent: RolloutAgent,
+    envs: RolloutEnvsLike,
     buffer: RolloutBuffer,
     obs: torch.Tensor,
     generator: torch.Generator | None = None,
@@ -42,7 +71,8 @@ def collect_rollout(
     Args:
         agent: the actor-critic; `agent.policy(obs)` then `agent.sample(out, generator)`
             give (actions, log π(a|s)); `agent.value(obs)` gives V(s).
-        envs: a `ppo_lessons.envs.RolloutEnvs` (tensors in and out, N envs).
+        envs: a `ppo_lessons.envs.RolloutEnvs` (tensors in and out, N envs; any
+            `RolloutEnvsLike`, such as a population's K·N envs).
         buffer: T x N storage; row t gets obs, actions, log_probs, rewards,
             terminated, truncated, reached_obs, values and next_values.
         obs: [N, *O] the (normalized) observations the rollout starts from.
@@ -63,7 +93,7 @@ def collect_rollout(
 
 
 @torch.no_grad()
-def value_rollout(agent: ActorCritic, buffer: RolloutBuffer) -> None:
+def value_rollout(agent: RolloutAgent, buffer: RolloutBuffer) -> None:
     """Fill `buffer.values` with V(s_t) and `buffer.next_values` with V(s_{t+1}) of
     the reached observations, in one batch of 2·T·N observations."""
     T, N = buffer.num_steps, buffer.num_envs

@@ -2,10 +2,10 @@
 
 One batched tensor env (`ppo_lessons.torch_envs`) of K·N copies, rows ordered
 (member, env): member k owns rows k·N ... k·N + N − 1, and its initial states come
-from its own random stream. `PopulationEnvs` has the interface of
-`ppo_lessons.envs.RolloutEnvs` (so lesson 07's `collect_rollout` runs on it), with
-each member's observation statistics and reward scaling its own, switched on per
-member (`norm_obs`, `norm_reward`: `ppo_lessons.normalize`'s `RunningMeanStd` and
+from its own random stream. `PopulationEnvs` is a
+`ppo_lessons.rollout.RolloutEnvsLike` (so lesson 07's `collect_rollout` runs on it,
+as on `ppo_lessons.envs.RolloutEnvs`), with each member's observation statistics and
+reward scaling its own, switched on per member (`norm_obs`, `norm_reward`: `ppo_lessons.normalize`'s `RunningMeanStd` and
 `RewardScaler` with a member axis), and episode statistics kept per member.
 """
 
