@@ -5,8 +5,9 @@ One batched tensor env (`ppo_lessons.torch_envs`) of K·N copies, rows ordered
 from its own random stream. `PopulationEnvs` is a
 `ppo_lessons.rollout.RolloutEnvsLike` (so lesson 07's `collect_rollout` runs on it,
 as on `ppo_lessons.envs.RolloutEnvs`), with each member's observation statistics and
-reward scaling its own, switched on per member (`norm_obs`, `norm_reward`: `ppo_lessons.normalize`'s `RunningMeanStd` and
-`RewardScaler` with a member axis), and episode statistics kept per member.
+reward scaling its own, switched on per member (`norm_obs`, `norm_reward`:
+`ppo_lessons.normalize`'s `RunningMeanStd` and `RewardScaler` with a member axis),
+and episode statistics kept per member.
 """
 
 from __future__ import annotations
