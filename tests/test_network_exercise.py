@@ -183,6 +183,13 @@ def numpy_weights(obs_dim, action_dim, hidden_sizes, activation):
     return actor, critic
 
 
+def numpy_critic(obs_dim, action_dim, hidden_sizes, activation):
+    # the actor right, only the critic drawn outside torch's generator
+    actor, critic = actor_critic_networks(obs_dim, action_dim, hidden_sizes, activation)
+    _, numpy_drawn = numpy_weights(obs_dim, action_dim, hidden_sizes, activation)
+    return actor, numpy_drawn
+
+
 def frozen_head(obs_dim, action_dim, hidden_sizes, activation):
     actor, critic = actor_critic_networks(obs_dim, action_dim, hidden_sizes, activation)
     actor[-1].weight.requires_grad_(False)
@@ -257,6 +264,10 @@ MISTAKES = {
     "log σ inside the actor": (log_std_in_actor, r"log σ belongs to ActorCritic"),
     "seeding inside the function": (seeded_inside, r"whatever torch\.manual_seed says"),
     "weights drawn with NumPy": (numpy_weights, r"not from NumPy"),
+    "critic weights drawn with NumPy": (
+        numpy_critic,
+        r"your critic comes out different",
+    ),
     "a parameter that cannot train": (frozen_head, r"do not require gradients"),
     "one network returned": (not_a_pair, r"return two networks"),
     "the same networks on every call": (built_once, r"build new layers on every call"),
