@@ -12,22 +12,12 @@ episode ended), so nothing downstream needs a `[t + 1]` shift.
 
 from __future__ import annotations
 
-from typing import NamedTuple
-
 import torch
 
+# what the update of lesson 06 takes: a rollout flattened (re-exported here)
+from ppo_lessons.update import Batch
+
 __all__ = ["Batch", "RolloutBuffer"]
-
-
-class Batch(NamedTuple):
-    """A rollout flattened to B = T * N transitions (what the minibatches index)."""
-
-    obs: torch.Tensor  # (B, *O) normalized observations the policy saw
-    actions: torch.Tensor  # (B,) int64 or (B, A) float, unclipped
-    log_probs: torch.Tensor  # (B,) log π_old(a_t|s_t)
-    values: torch.Tensor  # (B,) V_old(s_t)
-    advantages: torch.Tensor  # (B,) A_t
-    returns: torch.Tensor  # (B,) λ-returns, the value targets
 
 
 class RolloutBuffer:

@@ -2,7 +2,8 @@
 
 The second half of the module is the plumbing between an env and the trainer (lesson
 07): the device, tensors in and out, and `RolloutEnvs`, the vector env as the rollout
-sees it.
+sees it. Which env a run makes (Gymnasium's, or lesson 09's batched tensor envs) is
+chosen in `ppo_lessons.torch_envs.make_training_envs`.
 
 Gymnasium 1.x vector environments auto-reset by default on the NEXT step: the step
 after an episode ends returns the reset observation with a zero reward, a transition
@@ -22,17 +23,16 @@ import torch
 from gymnasium.vector import AutoresetMode
 
 from ppo_lessons.normalize import RewardScaler
-from ppo_lessons.torch_envs import TorchVectorEnv, make_torch_vector_env
 
 __all__ = [
     "AUTORESET_MODE",
     "EpisodeCounter",
     "RolloutEnvs",
+    "TensorVectorEnv",
     "actions_to_env",
     "assert_autoreset_mode",
     "check_spaces",
     "final_observations",
-    "make_training_envs",
     "make_vector_env",
     "obs_to_tensor",
     "resolve_device",
@@ -140,24 +140,6 @@ def resolve_device(device: str) -> torch.device:
     return resolved
 
 
-def make_training_envs(
-    env_id: str,
-    num_envs: int,
-    backend: str = "gymnasium",
-    device: str = "cpu",
-    seed: int | None = None,
-    asynchronous: bool = False,
-) -> gym.vector.VectorEnv:
-    """The vector env of a run (the one place the env backend is chosen): Gymnasium's
-    vector env, or with `backend="torch"` the batched tensor env on `device`
-    (`ppo_lessons.torch_envs`), whose inputs and outputs are tensors."""
-    if backend == "torch":
-        return make_torch_vector_env(
-            env_id, num_envs, seed=seed, device=resolve_device(device)
-        )
-    return make_vector_env(env_id, num_envs, asynchronous=asynchronous)
-
-
 def check_spaces(observation_space: gym.Space, action_space: gym.Space) -> None:
     """Reject spaces the trainer does not support, saying what is supported."""
     obs_ok = isinstance(observation_space, gym.spaces.Box) and (
@@ -193,6 +175,13 @@ def to_device(
     return torch.as_tensor(values, dtype=dtype).to(device, non_blocking=True)
 
 
+class TensorVectorEnv(gym.vector.VectorEnv):
+    """A vector env whose inputs and outputs are tensors on one device, with
+    Gymnasium's vector API otherwise (the batched classic-control envs of
+    `ppo_lessons.torch_envs`, lesson 09): the trainer hands it the policy's action
+    tensor as it is, so nothing leaves the device."""
+
+
 def obs_to_tensor(obs: Any, device: torch.device) -> torch.Tensor:
     """Env observations [N, *O] as a float32 tensor on `device` (the one conversion
     point: a NumPy array from Gymnasium, or a tensor from an on-device env)."""
@@ -204,7 +193,7 @@ def actions_to_env(actions: torch.Tensor, envs: gym.Env | gym.vector.VectorEnv) 
     here and only here: the buffer keeps the sampled action and its log-prob. A
     batched tensor env takes the tensor as it is (it clips Box actions itself, as
     Gymnasium's envs do), so nothing leaves the device."""
-    if isinstance(envs, TorchVectorEnv):
+    if isinstance(envs, TensorVectorEnv):
         return actions
     action_space = getattr(envs, "single_action_space", envs.action_space)
     actions = actions.cpu().numpy()

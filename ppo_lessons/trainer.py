@@ -52,7 +52,6 @@ from ppo_lessons.envs import (
     RolloutEnvs,
     actions_to_env,
     check_spaces,
-    make_training_envs,
     make_vector_env,
     obs_to_tensor,
     resolve_device,
@@ -63,6 +62,7 @@ from ppo_lessons.networks import ActorCritic, NetworksFn, actor_critic_networks
 from ppo_lessons.normalize import RewardScaler
 from ppo_lessons.rollout import gae_from_buffer
 from ppo_lessons.speed import FlatAdam
+from ppo_lessons.torch_envs import make_training_envs
 from ppo_lessons.trainer_config import PPOConfig
 from ppo_lessons.trainer_display import LivePlot, Reporter, animate_episode
 from ppo_lessons.update import UpdateSettings
@@ -252,7 +252,7 @@ def start_run(
 
 def make_envs(config: PPOConfig, num_envs: int | None = None) -> gym.vector.VectorEnv:
     """The vector env of a run: Gymnasium's, or the batched tensor env on the run's
-    device with `env_backend="torch"` (`ppo_lessons.envs.make_training_envs`)."""
+    device with `env_backend="torch"` (`ppo_lessons.torch_envs.make_training_envs`)."""
     return make_training_envs(
         config.env_id,
         num_envs or config.num_envs,

@@ -22,7 +22,6 @@ from typing import Any, NamedTuple
 import torch
 from torch import nn
 
-from ppo_lessons.buffer import Batch
 from ppo_lessons.clipping import clipped_surrogate_objective
 from ppo_lessons.importance_sampling import probability_ratio
 from ppo_lessons.losses import value_loss
@@ -35,6 +34,7 @@ from ppo_lessons.validate import require_float_tensors
 
 __all__ = [
     "KL_ESTIMATORS",
+    "Batch",
     "MINIBATCH_METRICS",
     "PPOLossTerms",
     "UpdateFunctions",
@@ -248,6 +248,17 @@ def minibatch_indices(
         raise ValueError(f"generator must be a torch.Generator, got {generator!r}")
     order = torch.randperm(batch_size, generator=generator, device=generator.device)
     return list(order.split(minibatch_size))
+
+
+class Batch(NamedTuple):
+    """A rollout flattened to B = T * N transitions (what the minibatches index)."""
+
+    obs: torch.Tensor  # (B, *O) normalized observations the policy saw
+    actions: torch.Tensor  # (B,) int64 or (B, A) float, unclipped
+    log_probs: torch.Tensor  # (B,) log π_old(a_t|s_t)
+    values: torch.Tensor  # (B,) V_old(s_t)
+    advantages: torch.Tensor  # (B,) A_t
+    returns: torch.Tensor  # (B,) λ-returns, the value targets
 
 
 @dataclass(frozen=True)

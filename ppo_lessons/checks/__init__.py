@@ -21,9 +21,9 @@ that only accepts bool flags is called with bool flags instead.
 Instructors can add hidden cases: `check_compute_gae(fn, extra_cases=[{...}])`, where
 each case is a dict of the function's arguments by name (see `ppo_lessons.grade`).
 
-One module per lesson (`lesson01` ... `lesson09`, and `lesson06_update` for the
-loss and the minibatches of 6.2-6.3) holds its checks and the typical
-mistakes they recognise; `harness` holds what they share. Every check is exported
+One module per lesson (`lesson01` ... `lesson10`; `lesson06_update` and
+`lesson06_minibatches` for 6.2 and 6.3, `lesson07_rollout` for 7.1) holds its checks
+and the typical mistakes they recognise; `harness` holds what they share. Every check is exported
 here: `from ppo_lessons.checks import check_compute_gae`.
 """
 
@@ -49,7 +49,8 @@ from ppo_lessons.checks.lesson06 import (
     check_explained_variance,
     check_value_loss,
 )
-from ppo_lessons.checks.lesson06_update import check_minibatch_indices, check_ppo_loss
+from ppo_lessons.checks.lesson06_minibatches import check_minibatch_indices
+from ppo_lessons.checks.lesson06_update import check_ppo_loss
 from ppo_lessons.checks.lesson07 import check_collect_rollout, check_ppo_update
 from ppo_lessons.checks.lesson09 import check_cartpole_step
 
