@@ -59,12 +59,12 @@ class FinetuneConfig:
     """One fine-tuning run (the defaults are the lesson's)."""
 
     method: str = "ppo"  # "ppo" (RLHF's) or "grpo"
-    iterations: int = 150  # sample -> score -> update
+    iterations: int = 100  # sample -> score -> update
     completions: int = 256  # per iteration (GRPO: prompts x group_size)
     group_size: int = 8  # GRPO's G
     max_tokens: int = MAX_ANSWER  # per completion (room for the teacher's rambles)
     temperature: float = 1.0
-    learning_rate: float = 1e-3
+    learning_rate: float = 3e-4
     update_epochs: int = 2
     num_minibatches: int = 4
     clip_coef: float = 0.2
