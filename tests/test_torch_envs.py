@@ -320,8 +320,7 @@ def test_vector_env_interface(env_id: str) -> None:
     assert info["episode_return"].shape == info["episode_length"].shape == (5,)
 
 
-@pytest.mark.gpu
-@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+@pytest.mark.gpu  # skipped without CUDA (conftest.py)
 @pytest.mark.parametrize("env_id", TORCH_ENV_IDS)
 def test_cuda_matches_cpu_without_host_syncs(env_id: str) -> None:
     cpu = make_torch_vector_env(env_id, 1000, seed=0)

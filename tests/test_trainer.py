@@ -360,8 +360,7 @@ def test_async_envs_and_callbacks(tmp_path):
     assert list((tmp_path / "tb").glob("events.out.tfevents.*"))
 
 
-@pytest.mark.gpu
-@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+@pytest.mark.gpu  # skipped without CUDA (conftest.py)
 def test_training_on_cuda_keeps_the_update_on_the_device():
     config = PPOConfig(total_steps=512, device="cuda")
     run = start_run(config)

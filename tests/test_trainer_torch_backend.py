@@ -194,8 +194,7 @@ def test_the_fast_cartpole_preset_solves_every_seed(seed):
     assert evaluate(result.agent, "CartPole-v1", episodes=20).mean() >= 475
 
 
-@pytest.mark.gpu
-@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+@pytest.mark.gpu  # skipped without CUDA (conftest.py)
 def test_the_torch_backend_runs_on_cuda():
     result = train(PPOConfig(**{**SMALL, "device": "cuda"}), progress=False)
     assert isinstance(trainer_module.resolve_device("cuda"), torch.device)
