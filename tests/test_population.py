@@ -37,9 +37,6 @@ from ppo_lessons.trainer import evaluate, train
 from ppo_lessons.trainer_config import PPOConfig
 from ppo_lessons.update import MINIBATCH_METRICS, ppo_loss_terms
 
-CUDA = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
-DEVICES = ["cpu", pytest.param("cuda", marks=CUDA)]
-
 TINY = dict(
     env_id="CartPole-v1", env_backend="torch", num_envs=4, num_steps=16,
     num_minibatches=2, update_epochs=2, hidden_sizes=(8, 8), total_steps=256,
@@ -59,7 +56,6 @@ def history_numbers(member) -> list[tuple]:
 # ---------------------------------------------------------------- independence
 
 
-@pytest.mark.parametrize("device", DEVICES)
 def test_a_member_does_not_depend_on_its_neighbours(device):
     """Catches any shared random source or cross-member reduction: seed 5 trained
     alone, and between other seeds and another variant, gives the same run."""
@@ -146,7 +142,6 @@ VARIANTS = {
 }
 
 
-@pytest.mark.parametrize("device", DEVICES)
 def test_one_minibatch_step_is_each_members_own_single_agent_step(device):
     """Per-member gradient clipping, advantage normalization, coefficients and Adam:
     one population step equals, for every member, `ppo_loss_terms` + its own
@@ -260,7 +255,6 @@ def test_gae_groups_each_use_their_own_gamma_lambda_and_function():
 # ---------------------------------------------------------------- results
 
 
-@pytest.mark.parametrize("device", DEVICES)
 def test_members_are_ordinary_agents_with_histories(device):
     result = train_population(
         tiny(device=device), [1, 2], {"x": {}, "y": {"anneal_lr": False}},
@@ -280,7 +274,6 @@ def test_members_are_ordinary_agents_with_histories(device):
     assert result.solved == 0
 
 
-@pytest.mark.parametrize("device", DEVICES)
 def test_box_actions_train_per_member(device):
     config = tiny(env_id="Pendulum-v1", init_log_std=-0.5, device=device)
     result = train_population(
