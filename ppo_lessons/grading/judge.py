@@ -21,6 +21,7 @@ import torch
 from ppo_lessons import checks
 from ppo_lessons.exercises import EXERCISES, Exercise
 from ppo_lessons.grading.records import (
+    NotGradable,
     Replayer,
     ReplayMismatch,
     recorded_exceptions,
@@ -28,7 +29,12 @@ from ppo_lessons.grading.records import (
 )
 from ppo_lessons.grading.sandbox import ChildOutcome
 
-NORMAL = {"correct", "wrong", "not_implemented", "not_submitted"}
+NORMAL = {"correct", "wrong", "not_implemented", "not_submitted", "by_hand"}
+BY_HAND = (
+    "not gradable automatically: grade by hand ({why}). The grader's check could not "
+    "be given what your function returned, so it gave no verdict; your instructor "
+    "reads this exercise and gives its points."
+)
 MEMORY_WORDS = re.compile(
     r"can't allocate memory|out of memory|not enough memory|bad_alloc|MemoryError",
     re.IGNORECASE,
@@ -259,6 +265,8 @@ def _replay(exercise: Exercise, records: dict, settings: Settings) -> tuple[str,
             # one too keeps a check that forgot to do so replayable
             torch.manual_seed(0)
             ok = check(replayer, extra_cases=extra)
+    except NotGradable as why:
+        return "by_hand", BY_HAND.format(why=why)
     except ReplayMismatch:
         if replayer.stopped is not None:
             name = replayer.stopped["name"]

@@ -23,6 +23,8 @@ from ppo_lessons.grading.names import feedback_names, printable
 RESULTS_HEADER = ["student", "exercise", "function", "points", "max_points",
                   "status", "notebook", "seconds", "message"]  # fmt: skip
 REGRADED = {"not_graded", "package_changed"}  # statuses a resumed run grades again
+BY_HAND = "by_hand"  # the grader's check gave no verdict: the instructor grades it
+PENDING = "pending"  # the points of an exercise to grade by hand, in every report
 # names come from file names, which may hold bytes that are not UTF-8
 TEXT = {"encoding": "utf-8", "errors": "backslashreplace"}
 
@@ -35,9 +37,19 @@ def _md_cell(text: str) -> str:
     return printable(text.replace("\n", " ")).replace("|", "\\|")
 
 
+def _points(r: Result) -> int | str:
+    """The points of a result as the reports show them: "pending" where the
+    exercise is to be graded by hand (never a 0 the student did not earn)."""
+    return PENDING if r.status == BY_HAND else r.points
+
+
+def _pending(results) -> list[Result]:
+    return [r for r in results if r.status == BY_HAND]
+
+
 def _row(r: Result) -> list:
     seconds = "" if r.seconds is None else f"{r.seconds:.2f}"
-    return [r.student, r.exercise.number, r.exercise.function, r.points,
+    return [r.student, r.exercise.number, r.exercise.function, _points(r),
             r.exercise.points, r.status, r.notebook, seconds, r.message]  # fmt: skip
 
 
@@ -72,6 +84,8 @@ def read_results(path: Path) -> list[Result]:
         if len(row) != len(RESULTS_HEADER) or row[1] not in by_number:
             continue
         student, number, _, points, _, status, notebook, seconds, message = row
+        if status == BY_HAND and points == PENDING:
+            points = "0"
         if status in REGRADED or not points.isdigit():
             continue
         exercise = by_number[number]
@@ -156,7 +170,9 @@ def _summary_table(
         issues = list(problems.get(s, []))
         issues += [f"{r.exercise.number}: {r.status}"
                    for r in mine.values() if r.status not in NORMAL]  # fmt: skip
-        points = [mine[ex.number].points if ex.number in mine else 0
+        issues += [f"{r.exercise.number}: grade by hand ({r.exercise.points} points "
+                   "pending)" for r in _pending(mine.values())]  # fmt: skip
+        points = [_points(mine[ex.number]) if ex.number in mine else 0
                   for ex in exercises]  # fmt: skip
         total = sum(r.points for r in mine.values())
         table.append([s, *points, total, max_points, "; ".join(issues)])
@@ -189,19 +205,37 @@ def _summary_md(
             f"{p}/{ex.points}" if ex.number in rows[s] else "-"
             for p, ex in zip(points, exercises, strict=True)
         ]
+        pending = sum(r.exercise.points for r in _pending(rows[s].values()))
+        more = f" (+{pending} pending)" if pending else ""
         lines.append(
             f"| {_md_cell(s)} | " + " | ".join(cells)
-            + f" | {total}/{max_points} | {_md_cell(issues)} |"
+            + f" | {total}/{max_points}{more} | {_md_cell(issues)} |"
         )  # fmt: skip
     lines += ["", "## Per exercise", "", "| Exercise | Correct | Mean points |",
               "|---|---|---|"]  # fmt: skip
     for ex in exercises:
         got = [mine[ex.number] for mine in rows.values() if ex.number in mine]
-        correct = sum(r.status == "correct" for r in got)
-        mean = sum(r.points for r in got) / max(len(got), 1)
+        graded = [r for r in got if r.status != BY_HAND]
+        correct = sum(r.status == "correct" for r in graded)
+        mean = sum(r.points for r in graded) / max(len(graded), 1)
+        hand = len(got) - len(graded)
         lines.append(
-            f"| {_column(ex)} | {correct}/{len(got)} | {mean:.2f}/{ex.points} |"
-        )
+            f"| {_column(ex)} | {correct}/{len(graded)} | {mean:.2f}/{ex.points}"
+            + (f" ({hand} to grade by hand)" if hand else "") + " |"
+        )  # fmt: skip
+    hand = sorted(
+        (r for mine in rows.values() for r in _pending(mine.values())),
+        key=lambda r: (r.student, r.exercise.number),
+    )
+    if hand:
+        lines += ["", "## To grade by hand", "",
+                  "The grader's check could not be given what these functions "
+                  "returned, so it gave no verdict: read each one and give its "
+                  "points (pending in the tables above).", ""]  # fmt: skip
+        lines += [f"- {_md_cell(r.student)}, Exercise {r.exercise.number} "
+                  f"`{r.exercise.function}` ({r.exercise.points} points): "
+                  f"{_md_cell(r.message.split(' The grader')[0])}"
+                  for r in hand]  # fmt: skip
     if skipped:
         lines += ["", "## Skipped", ""] + [f"- {printable(s)}" for s in skipped]
     return lines
@@ -216,10 +250,16 @@ def _write_feedback(
 ) -> None:
     max_points = sum(ex.points for ex in exercises)
     total = sum(r.points for r in rows.values())
+    pending = sum(r.exercise.points for r in _pending(rows.values()))
+    more = (
+        f" ({pending} points pending: graded by hand by your instructor)"
+        if pending
+        else ""
+    )
     lines = [
         f"# Feedback for {printable(student)}",
         "",
-        f"**Score: {total} / {max_points}**",
+        f"**Score: {total} / {max_points}**{more}",
         "",
     ]
     if problems:
@@ -229,7 +269,9 @@ def _write_feedback(
     for ex in exercises:
         r = rows.get(ex.number)
         status = r.status.replace("_", " ") if r else "not graded"
-        points = r.points if r else 0
+        if r and r.status == BY_HAND:
+            status = "grade by hand"
+        points = _points(r) if r else 0
         lines.append(
             f"| {ex.number} | `{ex.function}` | {points} / {ex.points} | {status} |"
         )
@@ -237,7 +279,7 @@ def _write_feedback(
         r = rows.get(ex.number)
         if r is None or r.status == "correct":
             continue
-        lines += ["", f"## Exercise {ex.number}: `{ex.function}` ({r.points} / "
+        lines += ["", f"## Exercise {ex.number}: `{ex.function}` ({_points(r)} / "
                   f"{ex.points})", "", "```text", r.message.replace("```", "'''"),
                   "```"]  # fmt: skip
     _write_text(path, "\n".join(lines) + "\n")
