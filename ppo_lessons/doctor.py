@@ -63,6 +63,26 @@ GAUSSIAN_NATS = 0.5 * math.log(2 * math.pi * math.e)  # a unit Gaussian's entrop
 COLLAPSE_DROP = 3.0  # nats per action dimension: σ shrunk e³ ≈ 20x
 # below this a policy is nearly deterministic (two actions at 99:1 have 0.056 nats)
 COLLAPSED_NATS = 0.05
+# a pattern of one update is noise: entropy collapse and an exploding value loss count
+# only when they hold for this many consecutive updates (fewer in short runs: n // 40,
+# at least 3); a NaN and the first update's jump count at once
+SUSTAIN = 10
+
+
+def sustain(n: int) -> int:
+    """Consecutive updates a pattern must hold for in a run of `n` updates."""
+    return min(SUSTAIN, max(3, n // 40))
+
+
+def first_sustained(series: Sequence[tuple[int, float]], holds, n: int) -> int | None:
+    """Index into `series` of the first of `n` consecutive values for which
+    `holds(value)` is true; None when there is no such run."""
+    streak = 0
+    for i, (_, value) in enumerate(series):
+        streak = streak + 1 if holds(value) else 0
+        if streak == n:
+            return i - n + 1
+    return None
 
 
 @dataclass(frozen=True)
@@ -227,7 +247,13 @@ def _entropy(history: Sequence[HistoryRow]) -> list[Finding]:
     start = entropy[0][1]
     early = entropy[: max(2, len(entropy) // 4)]
     findings = []
-    collapsed = [u for u, v in early if _collapsed(start, v)]
+    n = sustain(len(entropy))
+    first = first_sustained(early, lambda v: _collapsed(start, v), n)
+    # a policy that already learned may turn nearly deterministic (a solved CartPole
+    # at 0.05-0.1 nats); a collapse is one that comes before the returns rose
+    collapsed = [] if first is None else [early[first][0]]
+    if collapsed and _learned_by(history, early[first + n - 1][0]):
+        collapsed = []
     if collapsed_in_first_update(history):
         findings.append(
             Finding(
@@ -246,9 +272,9 @@ def _entropy(history: Sequence[HistoryRow]) -> list[Finding]:
                 "entropy_collapse",
                 "entropy",
                 collapsed[0],
-                f"entropy fell from {start:.3f} to {min(v for _, v in early):.3f} in the "
-                "first quarter of training: the policy stopped exploring before it "
-                "learned. Raise ent_coef (e.g. 0.01), lower the learning rate, or check "
+                f"entropy fell from {start:.3f} to {early[first][1]:.3f} in the first "
+                f"quarter of training and stayed there for {n} updates or more, before "
+                "the returns rose: the policy stopped exploring before it learned. Raise ent_coef (e.g. 0.01), lower the learning rate, or check "
                 "that the entropy bonus is added with the right sign.",
             )  # fmt: skip
         )
@@ -269,6 +295,17 @@ def _entropy(history: Sequence[HistoryRow]) -> list[Finding]:
             )  # fmt: skip
         )
     return findings
+
+
+def _learned_by(history: Sequence[HistoryRow], update: int) -> bool:
+    """Had the episodic returns clearly improved by `update` (at least 8 finished
+    updates, the last quarter of them above the first)?"""
+    returns = [
+        v
+        for u, v in _series(history, "episodic_return")
+        if u <= update and math.isfinite(v)
+    ]
+    return len(returns) >= 8 and _improved(returns)
 
 
 def _improved(returns: list[float]) -> bool:
@@ -304,7 +341,10 @@ def _value(history: Sequence[HistoryRow]) -> list[Finding]:
     loss = _series(history, "value_loss")
     if len(loss) >= 8:
         base = median([v for _, v in loss[: max(3, len(loss) // 5)]])
-        blown = [(u, v) for u, v in loss if v > 100 * max(base, 1e-3) and v > 1e3]
+        start = first_sustained(
+            loss, lambda v: v > 100 * max(base, 1e-3) and v > 1e3, sustain(len(loss))
+        )
+        blown = [] if start is None else [loss[start]]
         if blown:
             findings.append(
                 Finding(
@@ -312,7 +352,8 @@ def _value(history: Sequence[HistoryRow]) -> list[Finding]:
                     "value_loss",
                     blown[0][0],
                     f"value loss reached {blown[0][1]:.3g}, over 100x its early level "
-                    f"{base:.3g}. Normalize or scale the rewards, clip the value loss, "
+                    f"{base:.3g}, and stayed there for {sustain(len(loss))} updates or "
+                    "more. Normalize or scale the rewards, clip the value loss, "
                     "lower the learning rate or max_grad_norm.",
                 )  # fmt: skip
             )
