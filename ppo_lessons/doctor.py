@@ -54,6 +54,8 @@ PROBLEMS: dict[str, str] = {
 
 KL_HIGH = 0.05  # median approx KL per update above this: too far, update after update
 KL_JUMP = 0.5  # one update above this: the policy was thrown far (healthy max: ~0.09)
+KL_LOW = 1e-4  # median approx KL below this, with flat returns: the policy barely moves
+KL_STILL = 1e-6  # median approx KL below this: the policy does not move at all
 CLIP_HIGH = 0.4  # median clip fraction
 POLICY_LOSS_HIGH = 1.0  # median |policy loss|; normalized advantages: ≤ ~0.1
 TIME_LIMIT_RATIO = 10.0  # value loss with a time-limit cut / without: bug 20-1000x
@@ -421,7 +423,10 @@ def _policy_not_moving(history: Sequence[HistoryRow]) -> list[Finding]:
         # a (nearly) deterministic policy barely moves: the collapse is the cause,
         # and "raise the learning rate" would be the wrong advice
         return []
-    if median([abs(v) for _, v in kl]) < 1e-4 and not _improved(returns):
+    still = median([abs(v) for _, v in kl])
+    # below KL_STILL the returns can only have moved by chance (a random policy's
+    # quarter means differ by 10-30%), so they are not asked to stay flat
+    if still < KL_STILL or (still < KL_LOW and not _improved(returns)):
         return [
             Finding(
                 "policy_not_moving",

@@ -353,3 +353,54 @@ def test_nan_explained_variance_alone_is_not_an_alarm():
 def test_bad_history_is_refused():
     with pytest.raises(TypeError, match="list of metric dicts"):
         diagnose("history.json")
+
+
+# ------------------------------------------- sustained patterns, not single updates
+
+
+def test_one_entropy_dip_is_not_a_collapse():
+    """A single update near 0 nats among healthy ones (the CLI's CartPole-v1 seed 5
+    dipped to 0.052 from 0.683): one update is noise, the rule wants a run of them."""
+    history = healthy(80, episodic_return=lambda u, f: 20.0 + (u % 2))
+    history[9]["entropy"] = 0.02
+    assert "entropy_collapse" not in problems(history)
+
+
+def test_a_held_collapse_before_the_returns_rose_is_named():
+    """The entropy held near 0 from update 5 while the returns stay at a random
+    policy's: named, at the first update of the run of low entropies."""
+    history = healthy(
+        80,
+        entropy=lambda u, f: 0.69 if u < 5 else 0.01,
+        episodic_return=lambda u, f: 20.0 + (u % 2),
+    )
+    finding = next(f for f in diagnose(history) if f.problem == "entropy_collapse")
+    assert finding.update == 5
+
+
+def test_a_nearly_deterministic_policy_after_learning_is_not_a_collapse():
+    """The returns rose first (20 -> 500 by update 12), then the entropy fell to 0.05
+    and stayed: a solved CartPole commits to its actions."""
+    history = healthy(
+        80,
+        entropy=lambda u, f: 0.69 if u < 15 else 0.05,
+        episodic_return=lambda u, f: min(500.0, 20.0 + 40 * u),
+    )
+    assert "entropy_collapse" not in problems(history)
+
+
+def test_one_value_loss_spike_is_not_an_explosion():
+    history = healthy(value_loss=lambda u, f: 1e5 if u == 20 else 10.0)
+    assert "value_loss_exploding" not in problems(history)
+    held = healthy(value_loss=lambda u, f: 1e5 if 20 <= u < 30 else 10.0)
+    assert "value_loss_exploding" in problems(held)
+
+
+def test_a_policy_that_does_not_move_at_all_is_named_whatever_the_returns():
+    """A learning rate 1000x too low: approx KL ~1e-8, and a random policy's returns
+    drift by chance between the first and the last quarter; KL below 1e-6 is named
+    without asking the returns to stay flat."""
+    history = healthy(
+        approx_kl=lambda u, f: 1e-8, episodic_return=lambda u, f: 20.0 + 0.2 * u
+    )
+    assert "policy_not_moving" in problems(history)

@@ -1,0 +1,383 @@
+"""Calibrate the PPO doctor on the spread of healthy runs, and check it on broken ones.
+
+    python bench/doctor_calibration.py record cartpole-torch --seeds 1 2 3 --out runs.json
+    python bench/doctor_calibration.py record broken --out broken.json
+    python bench/doctor_calibration.py report runs.json ... --png docs/img/doctor_calibration.png
+
+`record` trains runs and stores the per-update metrics the doctor reads (columns, 4
+significant digits, NaN as null: the format of the tests/data/doctor_*.json files):
+
+- cartpole-torch: CartPole-v1 with the CLI's defaults on the batched torch env, one
+  population (`ppo_lessons.population.train_population`) of all the seeds;
+- cartpole-gym: the same settings on Gymnasium's vector env, one `train` per seed;
+- acrobot, pendulum: the presets on the torch env (one population each), with the
+  budget of `--total-steps`;
+- broken: CartPole-v1 on the torch env, seed 1, each run broken in one way (learning
+  rate 100x too high and 1000x too low, 1000 epochs per update (5 updates), vf_coef
+  0, clip range 0.001, and the entropy bonus added with the wrong sign at weight 0.5).
+
+`report` reads stored runs, computes each rule's statistic (`rule_statistics`) and
+prints a table of the healthy runs' range against the threshold; with `--png` it draws
+one panel per rule (healthy runs as dots, broken runs as crosses, the threshold as a
+line). Every run takes `--torch-threads 1` by default: the machine is shared.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import sys
+from pathlib import Path
+from statistics import median
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from ppo_lessons import doctor  # noqa: E402
+from ppo_lessons.doctor import diagnose  # noqa: E402
+
+FIELDS = (
+    "update", "episodic_return", "episodic_length", "approx_kl", "clip_fraction",
+    "entropy", "explained_variance", "value_loss", "policy_loss",
+)  # fmt: skip
+
+
+def compact(history: list[dict]) -> dict[str, list]:
+    """The doctor's fields of a history as columns, 4 significant digits, NaN: null."""
+
+    def number(v):
+        if isinstance(v, int):
+            return v
+        return None if not math.isfinite(v) else float(f"{v:.4g}")
+
+    return {k: [number(row[k]) for row in history] for k in FIELDS}
+
+
+def rows(columns: dict[str, list] | list[dict]) -> list[dict]:
+    """A stored run's columns (or rows, as the older tests/data files hold them)
+    back as the trainer's rows (null: NaN)."""
+    if isinstance(columns, list):
+        return [
+            {k: (math.nan if v is None else v) for k, v in row.items()}
+            for row in columns
+        ]
+    n = len(columns["update"])
+    return [
+        {k: (math.nan if v[i] is None else v[i]) for k, v in columns.items()}
+        for i in range(n)
+    ]
+
+
+def run_record(name: str, result_history, config, **extra) -> dict:
+    return {
+        "name": name,
+        "env_id": config.env_id,
+        "env_backend": config.env_backend,
+        "seed": config.seed,
+        "total_steps": config.total_steps,
+        **extra,
+        "history": compact(result_history),
+    }
+
+
+def record_population(config, seeds, variants=None, name=None) -> list[dict]:
+    from ppo_lessons.population import train_population
+
+    result = train_population(config, seeds, variants, progress=False)
+    return [run_record(name or m.variant, m.history, m.config) for m in result.members]
+
+
+def wrong_sign_ppo_loss(*args):
+    """ppo_loss with the entropy bonus added with the wrong sign: + ent_coef · H."""
+    import ppo_lessons.update as update
+
+    terms = update.ppo_loss_terms(*args)
+    return terms.loss + 2 * args[10] * terms.entropy
+
+
+EPOCHS = "1000 epochs"
+WRONG_SIGN = "entropy bonus, wrong sign (0.5)"
+
+
+def record(group, seeds, total_steps, threads, only=()):
+    from ppo_lessons.presets import preset
+    from ppo_lessons.trainer import train
+    from ppo_lessons.trainer_config import PPOConfig
+
+    common = dict(torch_threads=threads, device="cpu")
+    if group == "cartpole-torch":
+        config = PPOConfig(
+            env_id="CartPole-v1", env_backend="torch",
+            total_steps=total_steps or 200_000, **common,
+        )  # fmt: skip
+        return record_population(config, seeds, name="healthy")
+    if group == "cartpole-gym":
+        out = []
+        for seed in seeds:
+            config = PPOConfig(
+                env_id="CartPole-v1", seed=seed, total_steps=total_steps or 200_000,
+                **common,
+            )  # fmt: skip
+            out.append(
+                run_record("healthy", train(config, progress=False).history, config)
+            )
+        return out
+    if group in ("acrobot", "pendulum"):
+        env_id = {"acrobot": "Acrobot-v1", "pendulum": "Pendulum-v1"}[group]
+        config = preset(env_id, env_backend="torch", **common)
+        if total_steps:
+            config = config.replace(total_steps=total_steps)
+        return record_population(config, seeds, name="healthy")
+    if group == "broken":
+        steps = total_steps or 10_240
+        base = PPOConfig(
+            env_id="CartPole-v1", env_backend="torch", total_steps=steps, **common
+        )
+        variants = {
+            "learning rate 0.1 (100x)": {"learning_rate": 0.1},
+            "learning rate 1e-6 (1/1000)": {"learning_rate": 1e-6},
+            "vf_coef 0": {"vf_coef": 0.0},
+            "clip_coef 0.001": {"clip_coef": 0.001},
+        }
+        variants = {k: v for k, v in variants.items() if not only or k in only}
+        out = record_population(base, seeds, variants) if variants else []
+        if (
+            not only or EPOCHS in only
+        ):  # update_epochs is shared: a population of its own
+            epochs = base.replace(update_epochs=1000, total_steps=5 * base.batch_size)
+            out += record_population(epochs, seeds, name=EPOCHS)
+        if not only or WRONG_SIGN in only:  # ent_coef >= 0 in PPOConfig: flip the loss
+            for seed in seeds:
+                config = base.replace(seed=seed, ent_coef=0.5)
+                fns = {"ppo_loss": wrong_sign_ppo_loss}
+                result = train(config, progress=False, functions=fns)
+                out.append(run_record(WRONG_SIGN, result.history, config))
+        return out
+    raise SystemExit(f"unknown group {group!r}")
+
+
+# ---------------------------------------------------------------- the statistics
+
+
+# statistic -> (the rule fires when it is "above" or "below", the threshold)
+THRESHOLDS: dict[str, tuple[str, float]] = {
+    "median approx KL": ("above", doctor.KL_HIGH),
+    "largest approx KL": ("above", doctor.KL_JUMP),
+    "median clip fraction": ("above", doctor.CLIP_HIGH),
+    "median |policy loss|": ("above", doctor.POLICY_LOSS_HIGH),
+    "held early entropy / start": ("below", 0.1),
+    "held early entropy drop per dim": ("above", doctor.COLLAPSE_DROP),
+    "late entropy / start": ("above", 0.95),
+    "late explained variance": ("below", doctor.EV_LOW),
+    "held value loss / early": ("above", 100.0),  # and above 1e3
+    "value loss at time limit / without": ("above", doctor.TIME_LIMIT_RATIO),
+    "median |approx KL|": ("below", doctor.KL_LOW),
+}
+# statistics drawn on a symmetric log axis (value: its linear range)
+LOG_SCALE = {
+    "median approx KL": 1e-4,
+    "largest approx KL": 1e-3,
+    "median |policy loss|": 1e-3,
+    "held value loss / early": 1.0,
+    "value loss at time limit / without": 0.1,
+    "median |approx KL|": 1e-6,
+    "held early entropy drop per dim": 0.1,
+}
+
+
+def rule_statistics(history: list[dict]) -> dict[str, float]:
+    """Each rule's statistic on one history, computed as `ppo_lessons.doctor` reads
+    it (nan where the rule does not read this run). The entropy-collapse statistics
+    are the level held for `doctor.sustain(n)` consecutive updates of the first
+    quarter, before the returns rose (the only windows that rule judges)."""
+    series = doctor._series
+    nan = math.nan
+    out = dict.fromkeys(THRESHOLDS, nan)
+    kl = [v for _, v in series(history, "approx_kl")]
+    if len(kl) >= 3:
+        out["median approx KL"] = median(kl)
+        out["largest approx KL"] = max(kl)
+        out["median |approx KL|"] = median(abs(v) for v in kl)
+    clip = [v for _, v in series(history, "clip_fraction")]
+    if len(clip) >= 3:
+        out["median clip fraction"] = median(clip)
+    loss = [abs(v) for _, v in series(history, "policy_loss")]
+    if len(loss) >= 3:
+        out["median |policy loss|"] = median(loss)
+    entropy = series(history, "entropy")
+    if len(entropy) >= 8:
+        start = entropy[0][1]
+        early = entropy[: max(2, len(entropy) // 4)]
+        n = doctor.sustain(len(entropy))
+        dims = doctor.action_dims(start)
+        held, drop = [], []
+        for i in range(len(early) - n + 1):
+            window = [v for _, v in early[i : i + n]]
+            if doctor._learned_by(history, early[i + n - 1][0]):
+                break
+            held.append(max(window))
+        if held and start > 0:
+            out["held early entropy / start"] = min(held) / start
+        if held:
+            drop = (start - min(held)) / dims
+            out["held early entropy drop per dim"] = drop
+        late = [v for _, v in entropy[-max(2, len(entropy) // 4) :]]
+        if start > doctor.COLLAPSED_NATS:
+            out["late entropy / start"] = min(late) / start
+    ev = [(u, v) for u, v in series(history, "explained_variance") if math.isfinite(v)]
+    flat = doctor.flat_targets(history)
+    second = ev[len(ev) // 2 :]
+    late_ev = [v for u, v in second if u not in flat]
+    if len(ev) >= 8 and len(late_ev) >= max(4, len(second) / 2):
+        out["late explained variance"] = median(late_ev)
+    vloss = series(history, "value_loss")
+    if len(vloss) >= 8:
+        base = max(median([v for _, v in vloss[: max(3, len(vloss) // 5)]]), 1e-3)
+        n = doctor.sustain(len(vloss))
+        values = [v for _, v in vloss]
+        # the rule also asks for a value loss above 1e3: below, the ratio counts 0
+        held = [min(values[i : i + n]) for i in range(len(values) - n + 1)]
+        out["held value loss / early"] = max(v / base if v > 1e3 else 0.0 for v in held)
+    lengths = series(history, "episodic_length")
+    finite = [v for _, v in lengths if math.isfinite(v)]
+    if finite:
+        cap, by_update = max(finite), dict(vloss)
+        cut = [by_update[u] for u, v in lengths if v >= cap and u in by_update]
+        uncut = [by_update[u] for u, v in lengths if math.isnan(v) and u in by_update]
+        if len(cut) >= 3 and len(uncut) >= 3:
+            ratio = median(cut) / max(median(uncut), 1e-12)
+            out["value loss at time limit / without"] = ratio
+    return out
+
+
+def report(paths: list[str], png: str | None) -> None:
+    runs = []
+    for path in paths:
+        data = json.loads(Path(path).read_text())
+        for run in data["runs"]:
+            history = rows(run["history"])
+            if "name" not in run:  # the preset histories: healthy, but Ant's 10 epochs
+                ant10 = run["env_id"] == "Ant-v5" and run.get("update_epochs", 10) == 10
+                run["name"] = "Ant-v5, 10 epochs" if ant10 else "healthy"
+            runs.append(
+                {
+                    "label": f"{run['env_id']} ({run.get('env_backend', 'gymnasium')})",
+                    "name": run["name"],
+                    "healthy": run["name"] == "healthy",
+                    "stats": rule_statistics(history),
+                    "findings": [f.problem for f in diagnose(history)],
+                }
+            )
+    thresholds = THRESHOLDS
+    healthy = [r for r in runs if r["healthy"]]
+    print(f"{len(healthy)} healthy runs, {len(runs) - len(healthy)} broken\n")
+    print("| statistic | fires when | healthy runs: min / median / max | threshold |")
+    print("| --- | --- | --- | --- |")
+    for key, (side, threshold) in thresholds.items():
+        values = [r["stats"][key] for r in healthy if math.isfinite(r["stats"][key])]
+        if values:
+            spread = f"{min(values):.3g} / {median(values):.3g} / {max(values):.3g}"
+        else:
+            spread = "-"
+        print(f"| {key} | {side} | {spread} | {threshold:g} |")
+    alarms = [r for r in healthy if r["findings"]]
+    print(f"\nfalse alarms: {len(alarms)} of {len(healthy)} healthy runs")
+    for r in alarms:
+        print(f"  {r['label']}: {r['findings']}")
+    print("\nbroken runs:")
+    for r in runs:
+        if not r["healthy"]:
+            print(f"  {r['name']}: {r['findings']}")
+    if png:
+        draw(runs, thresholds, png)
+
+
+def draw(runs, thresholds, png: str) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    keys = list(thresholds)
+    cols = 3
+    nrows = math.ceil(len(keys) / cols)
+    fig, axes = plt.subplots(nrows, cols, figsize=(4.2 * cols, 2.6 * nrows))
+    labels = sorted({r["label"] for r in runs if r["healthy"]})
+    colours = dict(zip(labels, plt.cm.tab10.colors, strict=False))
+    broken = sorted({r["name"] for r in runs if not r["healthy"]})
+    for ax, key in zip(axes.flat, keys, strict=False):
+        side, threshold = thresholds[key]
+        for i, label in enumerate(labels):
+            values = [
+                r["stats"][key]
+                for r in runs
+                if r["healthy"]
+                and r["label"] == label
+                and math.isfinite(r["stats"][key])
+            ]
+            ax.scatter(
+                values, [i] * len(values), s=12, alpha=0.6, color=colours[label],
+                label=label,
+            )  # fmt: skip
+        for j, name in enumerate(broken):
+            values = [
+                r["stats"][key]
+                for r in runs
+                if r["name"] == name and math.isfinite(r["stats"][key])
+            ]
+            ax.scatter(
+                values, [len(labels) + j] * len(values), marker="x", color="black"
+            )
+        ax.axvline(threshold, color="red", lw=1)
+        ax.set_title(f"{key} ({side} {threshold:g})", fontsize=8)
+        ax.set_yticks(range(len(labels) + len(broken)))
+        ax.set_yticklabels(
+            [lab.replace(" (", "\n(") for lab in labels] + broken, fontsize=5
+        )
+        if LOG_SCALE.get(key):
+            ax.set_xscale("symlog", linthresh=LOG_SCALE[key])
+        ax.tick_params(axis="x", labelsize=6)
+    for ax in list(axes.flat)[len(keys) :]:
+        ax.axis("off")
+    fig.suptitle("The doctor's statistics: healthy runs (dots), broken runs (x), "
+                 "threshold (red)", fontsize=9)  # fmt: skip
+    fig.tight_layout()
+    Path(png).parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(png, dpi=110)
+    print(f"wrote {png}")
+
+
+def main(argv=None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+    rec = sub.add_parser("record", help="train runs and store their histories")
+    rec.add_argument(
+        "group",
+        choices=["cartpole-torch", "cartpole-gym", "acrobot", "pendulum", "broken"],
+    )
+    rec.add_argument("--seeds", type=int, nargs="+", default=[1])
+    rec.add_argument("--total-steps", type=int, default=None)
+    rec.add_argument("--torch-threads", type=int, default=1)
+    rec.add_argument("--out", required=True)
+    rec.add_argument("--only", nargs="+", default=(), help="broken: these runs only")
+    rep = sub.add_parser("report", help="rule statistics of stored runs")
+    rep.add_argument("paths", nargs="+")
+    rep.add_argument("--png", default=None)
+    args = parser.parse_args(argv)
+    if args.command == "record":
+        runs = record(
+            args.group, args.seeds, args.total_steps, args.torch_threads, args.only
+        )
+        command = "python bench/doctor_calibration.py " + " ".join(sys.argv[1:])
+        Path(args.out).write_text(
+            json.dumps({"source": command, "runs": runs}, separators=(",", ":"))
+        )
+        for run in runs:
+            found = [f.problem for f in diagnose(rows(run["history"]))]
+            print(run["name"], run["env_id"], run["seed"], found)
+    else:
+        report(args.paths, args.png)
+
+
+if __name__ == "__main__":
+    main()
