@@ -23,14 +23,16 @@ where the trainer calls the functions: `ppo_lessons.update.minibatch_loss` and
 from __future__ import annotations
 
 import functools
+import importlib
 import types
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 
 import torch
 
-from ppo_lessons import clipping, gae, importance_sampling, losses, networks, update
+from ppo_lessons import gae, networks, update
 from ppo_lessons import rollout as rollout_module
+from ppo_lessons.exercises import EXERCISES, Exercise
 
 __all__ = [
     "TRAINER_EXERCISES",
@@ -42,36 +44,19 @@ __all__ = [
     "trainer_functions",
 ]
 
-# where the trainer calls each exercise function
+
+def reference(exercise: Exercise) -> Callable:
+    """The package's reference of an exercise (its module's function of that name)."""
+    return getattr(importlib.import_module(exercise.module), exercise.function)
+
+
+# the exercise functions `train` takes, and where it calls each: read from the one
+# exercise table (`ppo_lessons.exercises.EXERCISES`)
 TRAINER_EXERCISES: dict[str, str] = {
-    "probability_ratio": "the clip fraction of every minibatch",
-    "clipped_surrogate_objective": "the policy term of the loss",
-    "compute_gae": "advantages and returns after every rollout",
-    "gaussian_log_prob": "log π(a|s) of Box actions (rollout and update)",
-    "categorical_entropy": "the entropy of Discrete policies (update)",
-    "actor_critic_networks": "the actor and the critic, built once at the start",
-    "value_loss": "the value term of the loss",
-    "approx_kl": "the KL metric and the target_kl stop",
-    "explained_variance": "the explained-variance metric",
-    "ppo_loss": "the loss of every minibatch",
-    "minibatch_indices": "the minibatches of every epoch",
-    "collect_rollout": "every rollout",
-    "ppo_update": "every update (it then calls its own loss and minibatches)",
+    ex.function: ex.trainer for ex in EXERCISES if ex.trainer
 }
 REFERENCES: dict[str, Callable] = {
-    "probability_ratio": importance_sampling.probability_ratio,
-    "clipped_surrogate_objective": clipping.clipped_surrogate_objective,
-    "compute_gae": gae.compute_gae,
-    "gaussian_log_prob": networks.gaussian_log_prob,
-    "categorical_entropy": networks.categorical_entropy,
-    "actor_critic_networks": networks.actor_critic_networks,
-    "value_loss": losses.value_loss,
-    "approx_kl": update.approx_kl,
-    "explained_variance": update.explained_variance,
-    "ppo_loss": update.ppo_loss,
-    "minibatch_indices": update.minibatch_indices,
-    "collect_rollout": rollout_module.collect_rollout,
-    "ppo_update": update.ppo_update,
+    ex.function: reference(ex) for ex in EXERCISES if ex.trainer
 }
 
 

@@ -322,6 +322,34 @@ def minibatch_metrics(
     return torch.stack([named[name] for name in MINIBATCH_METRICS], dim=-1).detach()
 
 
+def loss_arguments(
+    new_log_probs: torch.Tensor,
+    new_values: torch.Tensor,
+    entropy: torch.Tensor | None,
+    batch: Batch,
+    idx: torch.Tensor | slice,
+    settings: UpdateSettings,
+) -> dict[str, object]:
+    """The arguments of `ppo_loss` (exercise 6.2) for minibatch `batch[idx]`, by the
+    lesson's names, in the contract's order. The one place where the config's names
+    (CleanRL's `clip_coef`, `clip_vloss`, `norm_adv`) become the lesson's (`clip_eps`,
+    `value_clip_eps`, `normalize_advantages`)."""
+    return {
+        "new_log_probs": new_log_probs,
+        "old_log_probs": batch.log_probs[idx],
+        "advantages": batch.advantages[idx],
+        "new_values": new_values,
+        "old_values": batch.values[idx],
+        "returns": batch.returns[idx],
+        "entropy": entropy,
+        "clip_eps": settings.clip_coef,
+        "value_clip_eps": settings.clip_coef if settings.clip_vloss else None,
+        "vf_coef": settings.vf_coef,
+        "ent_coef": settings.ent_coef,
+        "normalize_advantages": settings.norm_adv,
+    }
+
+
 def minibatch_loss(
     agent: ActorCritic,
     batch: Batch,
@@ -341,21 +369,16 @@ def minibatch_loss(
         new_log_probs, entropy = agent.log_prob_entropy(policy_out, batch.actions[idx])
     else:
         new_log_probs, entropy = agent.log_prob(policy_out, batch.actions[idx]), None
-    args = (
-        new_log_probs, batch.log_probs[idx], batch.advantages[idx], new_values,
-        batch.values[idx], batch.returns[idx], entropy, settings.clip_coef,
-        settings.clip_coef if settings.clip_vloss else None, settings.vf_coef,
-        settings.ent_coef, settings.norm_adv,
-    )  # fmt: skip
-    if own_loss:
-        loss = functions.ppo_loss(*args)
+    arguments = loss_arguments(new_log_probs, new_values, entropy, batch, idx, settings)
+    if own_loss:  # a student's function: positional, in the contract's order
+        loss = functions.ppo_loss(*arguments.values())
         if not with_metrics:
             return loss, None
         with torch.no_grad():  # the terms, for the metrics only
-            terms = ppo_loss_terms(*args)
+            terms = ppo_loss_terms(**arguments)
     else:
         terms = ppo_loss_terms(
-            *args,
+            **arguments,
             objective=functions.clipped_surrogate_objective,
             value_loss_fn=functions.value_loss,
         )
