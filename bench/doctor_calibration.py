@@ -13,7 +13,8 @@ significant digits, NaN as null: the format of the tests/data/doctor_*.json file
 - acrobot, pendulum: the presets on the torch env (one population each), with the
   budget of `--total-steps`;
 - broken: CartPole-v1 on the torch env, seed 1, each run broken in one way (learning
-  rate 100x too high and 1000x too low, 1000 epochs per update (5 updates), vf_coef
+  rate 100x too high and 1000x too low, 1000 epochs per update (8 updates, the learning
+  rate not annealed), vf_coef
   0, clip range 0.001, and the entropy bonus added with the wrong sign at weight 0.5).
 
 `report` reads stored runs, computes each rule's statistic (`rule_statistics`) and
@@ -95,7 +96,7 @@ def wrong_sign_ppo_loss(*args):
     return terms.loss + 2 * args[10] * terms.entropy
 
 
-EPOCHS = "1000 epochs"
+EPOCHS = "1000 epochs (no annealing)"
 WRONG_SIGN = "entropy bonus, wrong sign (0.5)"
 
 
@@ -144,7 +145,9 @@ def record(group, seeds, total_steps, threads, only=()):
         if (
             not only or EPOCHS in only
         ):  # update_epochs is shared: a population of its own
-            epochs = base.replace(update_epochs=1000, total_steps=5 * base.batch_size)
+            epochs = base.replace(
+                update_epochs=1000, anneal_lr=False, total_steps=8 * base.batch_size
+            )
             out += record_population(epochs, seeds, name=EPOCHS)
         if not only or WRONG_SIGN in only:  # ent_coef >= 0 in PPOConfig: flip the loss
             for seed in seeds:
@@ -213,7 +216,9 @@ def rule_statistics(history: list[dict]) -> dict[str, float]:
         held, drop = [], []
         for i in range(len(early) - n + 1):
             window = [v for _, v in early[i : i + n]]
-            if doctor._learned_by(history, early[i + n - 1][0]):
+            second = median(v for _, v in entropy[len(entropy) // 2 :])
+            lasts = doctor._collapsed(start, second)
+            if not lasts and doctor._learned_by(history, early[i + n - 1][0]):
                 break
             held.append(max(window))
         if held and start > 0:
@@ -244,7 +249,9 @@ def rule_statistics(history: list[dict]) -> dict[str, float]:
         cap, by_update = max(finite), dict(vloss)
         cut = [by_update[u] for u, v in lengths if v >= cap and u in by_update]
         uncut = [by_update[u] for u, v in lengths if math.isnan(v) and u in by_update]
-        if len(cut) >= 3 and len(uncut) >= 3:
+        peak = max((v for _, v in vloss if math.isfinite(v)), default=0.0)
+        flat = median(cut) < doctor.FLAT_TARGETS * peak if cut else True
+        if len(cut) >= 3 and len(uncut) >= 3 and not flat:
             ratio = median(cut) / max(median(uncut), 1e-12)
             out["value loss at time limit / without"] = ratio
     return out

@@ -251,10 +251,13 @@ def _entropy(history: Sequence[HistoryRow]) -> list[Finding]:
     findings = []
     n = sustain(len(entropy))
     first = first_sustained(early, lambda v: _collapsed(start, v), n)
-    # a policy that already learned may turn nearly deterministic (a solved CartPole
-    # at 0.05-0.1 nats); a collapse is one that comes before the returns rose
+    # a policy that already learned may turn nearly deterministic for a while (a
+    # solved CartPole at 0.05-0.1 nats, 0.2 again later); a collapse comes before
+    # the returns rose, or lasts: the second half's median is collapsed too
     collapsed = [] if first is None else [early[first][0]]
-    if collapsed and _learned_by(history, early[first + n - 1][0]):
+    second_half = [v for _, v in entropy[len(entropy) // 2 :]]
+    lasts = _collapsed(start, median(second_half))
+    if collapsed and not lasts and _learned_by(history, early[first + n - 1][0]):
         collapsed = []
     if collapsed_in_first_update(history):
         findings.append(
@@ -275,8 +278,9 @@ def _entropy(history: Sequence[HistoryRow]) -> list[Finding]:
                 "entropy",
                 collapsed[0],
                 f"entropy fell from {start:.3f} to {early[first][1]:.3f} in the first "
-                f"quarter of training and stayed there for {n} updates or more, before "
-                "the returns rose: the policy stopped exploring before it learned. Raise ent_coef (e.g. 0.01), lower the learning rate, or check "
+                f"quarter of training and stayed there for {n} updates or more ("
+                + ("to the end of the run" if lasts else "before the returns rose")
+                + "): the policy stopped exploring before it learned. Raise ent_coef (e.g. 0.01), lower the learning rate, or check "
                 "that the entropy bonus is added with the right sign.",
             )  # fmt: skip
         )
@@ -391,7 +395,10 @@ def _time_limit(history: Sequence[HistoryRow]) -> list[Finding]:
         return []
     base = max(median(uncut), 1e-12)
     at_cut = median([v for _, v in cut])
-    if at_cut <= TIME_LIMIT_RATIO * base:
+    peak = max(v for v in loss.values() if math.isfinite(v))
+    # a solved task's flat targets (value loss 1e-6 .. 1e-4 of its peak, with or
+    # without a cut) make a ratio of noise: a healthy CartPole-v1 read 11x
+    if at_cut <= TIME_LIMIT_RATIO * base or at_cut < FLAT_TARGETS * peak:
         return []
     first = next(u for u, v in cut if v > TIME_LIMIT_RATIO * base)
     return [

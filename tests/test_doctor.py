@@ -380,10 +380,11 @@ def test_a_held_collapse_before_the_returns_rose_is_named():
 
 def test_a_nearly_deterministic_policy_after_learning_is_not_a_collapse():
     """The returns rose first (20 -> 500 by update 12), then the entropy fell to 0.05
-    and stayed: a solved CartPole commits to its actions."""
+    for 20 updates and rose to 0.2 again (the CLI's CartPole-v1 seed 5): a solved
+    CartPole commits to its actions for a while."""
     history = healthy(
         80,
-        entropy=lambda u, f: 0.69 if u < 15 else 0.05,
+        entropy=lambda u, f: 0.69 if u < 15 else 0.05 if u < 35 else 0.2,
         episodic_return=lambda u, f: min(500.0, 20.0 + 40 * u),
     )
     assert "entropy_collapse" not in problems(history)
@@ -404,3 +405,14 @@ def test_a_policy_that_does_not_move_at_all_is_named_whatever_the_returns():
         approx_kl=lambda u, f: 1e-8, episodic_return=lambda u, f: 20.0 + 0.2 * u
     )
     assert "policy_not_moving" in problems(history)
+
+
+def test_a_collapse_that_lasts_is_named_even_after_some_learning():
+    """The entropy bonus with the wrong sign: the returns rose a little (20 -> 50),
+    then the entropy fell to 0.03 and stayed there to the end: named."""
+    history = healthy(
+        80,
+        entropy=lambda u, f: 0.69 if u < 10 else 0.03,
+        episodic_return=lambda u, f: min(50.0, 20.0 + 5 * u),
+    )
+    assert "entropy_collapse" in problems(history)

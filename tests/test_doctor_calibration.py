@@ -12,6 +12,8 @@ import json
 import math
 from pathlib import Path
 
+import pytest
+
 from ppo_lessons.doctor import diagnose
 
 DATA = Path(__file__).parent / "data"
@@ -44,3 +46,51 @@ def test_cli_defaults_seed_5_is_quiet():
     early = [r["entropy"] for r in history[: len(history) // 4]]
     assert sum(v < 0.1 * start for v in early) >= 10, "the pattern: a low entropy"
     assert diagnose(history) == []
+
+
+# the held-out runs: seeds that set no threshold (the calibration read seeds 1-6 of
+# CartPole-v1 on the torch env, seed 1 of Acrobot-v1 and Pendulum-v1, seed 5 of the
+# CLI run and the preset histories of tests/test_presets_doctor.py)
+HELD_OUT = load("doctor_healthy_held_out.json")
+CALIBRATION_SEEDS = {"CartPole-v1": range(1, 7), "Acrobot-v1": [1], "Pendulum-v1": [1]}
+
+
+@pytest.mark.parametrize(
+    "run",
+    HELD_OUT,
+    ids=lambda run: f"{run['env_id']}-{run['env_backend']}-seed{run['seed']}",
+)
+def test_held_out_healthy_run_is_quiet(run):
+    assert run["seed"] not in CALIBRATION_SEEDS[run["env_id"]]
+    assert diagnose(rows(run)) == []
+
+
+def test_the_held_out_set_covers_the_cli_defaults_on_the_torch_env():
+    """At least six CartPole-v1 seeds with the CLI's defaults on the torch env, and
+    the presets of Acrobot-v1 and Pendulum-v1."""
+    cartpole = [r for r in HELD_OUT if r["env_id"] == "CartPole-v1"]
+    assert len(cartpole) >= 6
+    assert {r["env_id"] for r in HELD_OUT} >= {"Acrobot-v1", "Pendulum-v1"}
+
+
+# CartPole-v1 on the torch env, seed 1, each run broken in one way; what the doctor
+# must name (it may name more: a learning rate 100x too high also collapses the policy)
+BROKEN = {
+    "learning rate 0.1 (100x)": "kl_too_high",
+    "learning rate 1e-6 (1/1000)": "policy_not_moving",
+    "1000 epochs (no annealing)": "clip_fraction_high",
+    "vf_coef 0": "value_not_learning",
+    "clip_coef 0.001": "clip_fraction_high",
+    "entropy bonus, wrong sign (0.5)": "entropy_collapse",
+}
+BROKEN_RUNS = {run["name"]: run for run in load("doctor_broken_cartpole.json")}
+
+
+def test_every_broken_run_is_stored():
+    assert sorted(BROKEN_RUNS) == sorted(BROKEN)
+
+
+@pytest.mark.parametrize("name", sorted(BROKEN))
+def test_broken_run_is_named(name):
+    findings = [f.problem for f in diagnose(rows(BROKEN_RUNS[name]))]
+    assert BROKEN[name] in findings, f"{name}: the doctor said {findings}"
