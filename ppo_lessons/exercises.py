@@ -74,5 +74,9 @@ EXERCISES: tuple[Exercise, ...] = (
     Exercise("7.2", "ppo_update", "ppo_lessons.update", 5,
              "every update (it then calls its own loss and minibatches)"),
     Exercise("9.1", "cartpole_step", "ppo_lessons.torch_envs", 3),
+    Exercise("10.1", "kl_penalized_rewards", "ppo_lessons.language", 2),
+    Exercise("10.2", "masked_whiten", "ppo_lessons.language", 2),
+    Exercise("10.3", "group_advantages", "ppo_lessons.language", 2),
+    Exercise("10.4", "token_loss", "ppo_lessons.language", 3),
 )
 # fmt: on

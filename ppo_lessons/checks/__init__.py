@@ -53,6 +53,12 @@ from ppo_lessons.checks.lesson06_minibatches import check_minibatch_indices
 from ppo_lessons.checks.lesson06_update import check_ppo_loss
 from ppo_lessons.checks.lesson07 import check_collect_rollout, check_ppo_update
 from ppo_lessons.checks.lesson09 import check_cartpole_step
+from ppo_lessons.checks.lesson10 import (
+    check_group_advantages,
+    check_kl_penalized_rewards,
+    check_masked_whiten,
+    check_token_loss,
+)
 
 __all__ = [
     "check_actor_critic_networks",
@@ -65,11 +71,15 @@ __all__ = [
     "check_discounted_returns",
     "check_explained_variance",
     "check_gaussian_log_prob",
+    "check_group_advantages",
+    "check_kl_penalized_rewards",
+    "check_masked_whiten",
     "check_minibatch_indices",
     "check_policy_gradient_loss",
     "check_ppo_loss",
     "check_ppo_update",
     "check_probability_ratio",
     "check_surrogate_objective",
+    "check_token_loss",
     "check_value_loss",
 ]
