@@ -168,6 +168,7 @@ THRESHOLDS: dict[str, tuple[str, float]] = {
     "largest approx KL": ("above", doctor.KL_JUMP),
     "median clip fraction": ("above", doctor.CLIP_HIGH),
     "median |policy loss|": ("above", doctor.POLICY_LOSS_HIGH),
+    "held early entropy / start, any": ("below", 0.1),
     "held early entropy / start": ("below", 0.1),
     "held early entropy drop per dim": ("above", doctor.COLLAPSE_DROP),
     "late entropy / start": ("above", 0.95),
@@ -192,7 +193,8 @@ def rule_statistics(history: list[dict]) -> dict[str, float]:
     """Each rule's statistic on one history, computed as `ppo_lessons.doctor` reads
     it (nan where the rule does not read this run). The entropy-collapse statistics
     are the level held for `doctor.sustain(n)` consecutive updates of the first
-    quarter, before the returns rose (the only windows that rule judges)."""
+    quarter: in any window ("any"), and in the windows that rule judges (before the
+    returns rose, or every window when the collapse lasts into the second half)."""
     series = doctor._series
     nan = math.nan
     out = dict.fromkeys(THRESHOLDS, nan)
@@ -214,6 +216,14 @@ def rule_statistics(history: list[dict]) -> dict[str, float]:
         n = doctor.sustain(len(entropy))
         dims = doctor.action_dims(start)
         held, drop = [], []
+        if start > 0 and len(early) >= n:  # every window, learned or not
+            out["held early entropy / start, any"] = (
+                min(
+                    max(v for _, v in early[i : i + n])
+                    for i in range(len(early) - n + 1)
+                )
+                / start
+            )
         for i in range(len(early) - n + 1):
             window = [v for _, v in early[i : i + n]]
             second = median(v for _, v in entropy[len(entropy) // 2 :])

@@ -416,3 +416,13 @@ def test_a_collapse_that_lasts_is_named_even_after_some_learning():
         episodic_return=lambda u, f: min(50.0, 20.0 + 5 * u),
     )
     assert "entropy_collapse" in problems(history)
+
+
+def test_one_kl_jump_later_in_a_run_that_moves_on_is_not_named():
+    """A healthy CartPole-v1 (torch env, seed 3) read an approx KL of 0.44 once in
+    200 updates and moved on at ~0.01: a jump counts alone only in the first three
+    updates, or when the policy then stops moving."""
+    history = healthy(approx_kl=lambda u, f: 0.8 if u == 20 else 0.01)
+    assert "kl_too_high" not in problems(history)
+    first = healthy(approx_kl=lambda u, f: 0.8 if u == 2 else 0.01)
+    assert "kl_too_high" in problems(first)
