@@ -12,15 +12,16 @@ significant digits, NaN as null: the format of the tests/data/doctor_*.json file
 - cartpole-gym: the same settings on Gymnasium's vector env, one `train` per seed;
 - acrobot, pendulum: the presets on the torch env (one population each), with the
   budget of `--total-steps`;
-- broken: CartPole-v1 on the torch env, seed 1, each run broken in one way (learning
+- broken: CartPole-v1 on the torch env, seed 1, each run broken in one way: learning
   rate 100x too high and 1000x too low, 1000 epochs per update (8 updates, the learning
-  rate not annealed), vf_coef
-  0, clip range 0.001, and the entropy bonus added with the wrong sign at weight 0.5).
+  rate not annealed), vf_coef 0, clip range 0.001, and the entropy bonus added with
+  the wrong sign at weight 0.5 (`--only NAME ...` records some of them).
 
 `report` reads stored runs, computes each rule's statistic (`rule_statistics`) and
-prints a table of the healthy runs' range against the threshold; with `--png` it draws
-one panel per rule (healthy runs as dots, broken runs as crosses, the threshold as a
-line). Every run takes `--torch-threads 1` by default: the machine is shared.
+prints a table of the healthy runs' range against the threshold and the findings of
+every run; with `--png` it draws one panel per statistic (healthy runs as dots, broken
+runs as crosses, the threshold as a line). Every run takes one torch thread unless
+`--torch-threads` says otherwise.
 """
 
 from __future__ import annotations
@@ -177,15 +178,14 @@ THRESHOLDS: dict[str, tuple[str, float]] = {
     "value loss at time limit / without": ("above", doctor.TIME_LIMIT_RATIO),
     "median |approx KL|": ("below", doctor.KL_LOW),
 }
-# statistics drawn on a symmetric log axis (value: its linear range)
-LOG_SCALE = {
-    "median approx KL": 1e-4,
-    "largest approx KL": 1e-3,
-    "median |policy loss|": 1e-3,
-    "held value loss / early": 1.0,
-    "value loss at time limit / without": 0.1,
-    "median |approx KL|": 1e-6,
-    "held early entropy drop per dim": 0.1,
+# statistics drawn on a log axis (value: the floor smaller values are drawn at)
+LOG_FLOOR = {
+    "median approx KL": 1e-7,
+    "largest approx KL": 1e-7,
+    "median |policy loss|": 1e-5,
+    "held value loss / early": 1e-1,
+    "value loss at time limit / without": 1e-2,
+    "median |approx KL|": 1e-7,
 }
 
 
@@ -310,54 +310,63 @@ def report(paths: list[str], png: str | None) -> None:
 
 
 def draw(runs, thresholds, png: str) -> None:
+    """One panel per statistic that some healthy run reads: healthy runs as dots, one
+    row per env (and backend), broken runs as crosses, the threshold as a red line;
+    log axes clip at their floor (a KL of 0 is drawn at 1e-7)."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    keys = list(thresholds)
+    def finite(r, key):
+        v = r["stats"][key]
+        return math.isfinite(v) and not (key in LOG_FLOOR and v == 0 and r["healthy"])
+
+    keys = [k for k in thresholds if any(finite(r, k) for r in runs if r["healthy"])]
     cols = 3
     nrows = math.ceil(len(keys) / cols)
-    fig, axes = plt.subplots(nrows, cols, figsize=(4.2 * cols, 2.6 * nrows))
+    fig, axes = plt.subplots(nrows, cols, figsize=(4.6 * cols, 2.9 * nrows))
     labels = sorted({r["label"] for r in runs if r["healthy"]})
     colours = dict(zip(labels, plt.cm.tab10.colors, strict=False))
     broken = sorted({r["name"] for r in runs if not r["healthy"]})
+    names = [lab.replace(" (", ", ").rstrip(")") for lab in labels] + broken
     for ax, key in zip(axes.flat, keys, strict=False):
         side, threshold = thresholds[key]
+        floor = LOG_FLOOR.get(key)
+
+        def shown(values, floor=floor):
+            return [max(v, floor) for v in values] if floor else values
+
         for i, label in enumerate(labels):
             values = [
                 r["stats"][key]
                 for r in runs
-                if r["healthy"]
-                and r["label"] == label
-                and math.isfinite(r["stats"][key])
+                if r["healthy"] and r["label"] == label and finite(r, key)
             ]
-            ax.scatter(
-                values, [i] * len(values), s=12, alpha=0.6, color=colours[label],
-                label=label,
-            )  # fmt: skip
+            ax.scatter(shown(values), [i] * len(values), s=12, alpha=0.6,
+                       color=colours[label])  # fmt: skip
         for j, name in enumerate(broken):
             values = [
                 r["stats"][key]
                 for r in runs
                 if r["name"] == name and math.isfinite(r["stats"][key])
             ]
-            ax.scatter(
-                values, [len(labels) + j] * len(values), marker="x", color="black"
-            )
+            ax.scatter(shown(values), [len(labels) + j] * len(values), marker="x",
+                       color="black")  # fmt: skip
         ax.axvline(threshold, color="red", lw=1)
-        ax.set_title(f"{key} ({side} {threshold:g})", fontsize=8)
-        ax.set_yticks(range(len(labels) + len(broken)))
-        ax.set_yticklabels(
-            [lab.replace(" (", "\n(") for lab in labels] + broken, fontsize=5
-        )
-        if LOG_SCALE.get(key):
-            ax.set_xscale("symlog", linthresh=LOG_SCALE[key])
+        ax.set_title(f"{key} (named {side} {threshold:g})", fontsize=8)
+        ax.set_yticks(range(len(names)))
+        ax.set_yticklabels(names, fontsize=5.5)
+        if floor:
+            ax.set_xscale("log")
         ax.tick_params(axis="x", labelsize=6)
     for ax in list(axes.flat)[len(keys) :]:
         ax.axis("off")
-    fig.suptitle("The doctor's statistics: healthy runs (dots), broken runs (x), "
-                 "threshold (red)", fontsize=9)  # fmt: skip
+    fig.suptitle(
+        "The doctor's statistics: healthy runs (dots), broken runs (x), threshold "
+        "(red)",
+        fontsize=9,
+    )
     fig.tight_layout()
     Path(png).parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(png, dpi=110)
