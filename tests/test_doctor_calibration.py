@@ -76,7 +76,7 @@ def test_the_held_out_set_covers_the_cli_defaults_on_both_backends():
     Pendulum-v1."""
     full = [r for r in HELD_OUT if len(r["history"]["update"]) == 781]
     assert {r["env_backend"] for r in full} == {"torch", "gymnasium"}
-    assert len(full) >= 8
+    assert len(full) >= 15
     assert {r["env_id"] for r in HELD_OUT} == {
         "CartPole-v1",
         "Acrobot-v1",
