@@ -389,7 +389,14 @@ def grpo_iteration(
             log_ref_ratio = ref_log_probs[idx] - log_probs  # k3 of KL(π ‖ π_ref)
             k3 = log_ref_ratio.exp() - 1 - log_ref_ratio
             per_token = -surrogate + config.kl_coef * k3
-            loss = fns["token_loss"](per_token, mb.mask, config.aggregation)
+            # "constant" divides by B · L with L the generation budget, max_tokens,
+            # whatever the longest completion of the minibatch: pad (zeros, masked out)
+            pad = config.max_tokens - per_token.shape[1]
+            mask = mb.mask
+            if config.aggregation == "constant" and pad > 0:
+                per_token = torch.nn.functional.pad(per_token, (0, pad))
+                mask = torch.nn.functional.pad(mask, (0, pad), value=False)
+            loss = fns["token_loss"](per_token, mask, config.aggregation)
             step_optimizer(model, optimizer, loss, config)
             with torch.no_grad():
                 clipped.append(((ratio - 1).abs() > eps)[mb.mask].float().mean())
