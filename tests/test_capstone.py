@@ -60,9 +60,8 @@ def break_exercise(folder: Path, notebook: str, header: str, old: str, new: str)
     path.write_text(json.dumps(nb))
 
 
-def test_a_broken_function_is_named_replaced_alone_and_the_run_still_learns(
-    tmp_path, capsys
-):
+def class_with_a_flipped_loss(tmp_path: Path) -> Path:
+    """A copy of the solved folder whose Exercise 6.2 flips the policy term's sign."""
     folder = tmp_path / "class"
     shutil.copytree(SOLUTIONS, folder)
     break_exercise(
@@ -72,6 +71,13 @@ def test_a_broken_function_is_named_replaced_alone_and_the_run_still_learns(
         "return -objective + vf_coef",
         "return objective + vf_coef",
     )
+    return folder
+
+
+def test_a_broken_function_is_named_replaced_alone_and_the_run_still_learns(
+    tmp_path, capsys
+):
+    folder = class_with_a_flipped_loss(tmp_path)
     yours = your_functions(folder)
     out = capsys.readouterr().out
     assert "your ppo_loss from 06_the_ppo_update.ipynb fails its check" in out
@@ -88,15 +94,7 @@ def test_a_broken_function_is_named_replaced_alone_and_the_run_still_learns(
 def test_the_broken_function_alone_does_not_learn(tmp_path, name):
     # the control of the test above: the same flipped loss, given to the trainer
     # directly, stops learning, so "still learns" is not a property of any loss
-    folder = tmp_path / "class"
-    shutil.copytree(SOLUTIONS, folder)
-    break_exercise(
-        folder,
-        "06_the_ppo_update.ipynb",
-        "# Exercise 6.2: ppo_loss",
-        "return -objective + vf_coef",
-        "return objective + vf_coef",
-    )
+    folder = class_with_a_flipped_loss(tmp_path)
     from ppo_lessons.notebook import exercise_function
 
     broken = exercise_function(folder / "06_the_ppo_update.ipynb", name)

@@ -240,8 +240,9 @@ def compare_with_grads(
     shape: torch.Size,
     where: str,
     rule: str,
-) -> None:
-    """Compare value and gradients (w.r.t. args at the indices in grad_names)."""
+) -> torch.Tensor:
+    """Compare value and gradients (w.r.t. args at the indices in grad_names; none: the
+    value only); returns the student's result, reshaped to `shape`."""
     args = tuple(
         a.clone().requires_grad_(True) if i in grad_names else a
         for i, a in enumerate(args)
@@ -267,6 +268,8 @@ def compare_with_grads(
             (message or f"wrong {what}. {rule}")
             + f"\n  while {where}:\n  expected {fmt(expected)}\n  got      {fmt(got)}"
         )
+    if not grad_names:  # a value check only (e.g. rewards and advantages: data)
+        return got
     inputs = [copies[i] for i in grad_names]
     grads = grad_of(got, inputs)
     expected_grads = torch.autograd.grad(
@@ -289,3 +292,4 @@ def compare_with_grads(
                 f"({fmt(grad)} instead of {fmt(exp)}) while {where}: did you detach "
                 "part of the computation?"
             )
+    return got

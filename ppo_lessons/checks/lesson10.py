@@ -13,6 +13,7 @@ import torch
 from ppo_lessons.checks.harness import (
     call,
     close,
+    compare_with_grads,
     diagnose,
     exercise,
     fmt,
@@ -164,20 +165,14 @@ def check_kl_penalized_rewards(fn: Callable, extra_cases: list[dict]) -> int:
         B, L = args[1].shape
         where = (
             f"computing the rewards of {B} completions of at most {L} tokens with "
-            f"kl_coef={args[4]}"
+            f"kl_coef={args[4]} (mask row 0: {args[3][0].int().tolist()})"
         )
-        result, _ = call(fn, args, where)
-        got = tensor(result, "the rewards", torch.Size([B, L]), where)
-        expected = kl_penalized_rewards(*args)
-        if not close(got, expected):
-            message = diagnose(got, kl_mistakes(args))
-            raise AssertionError(
-                (message or "wrong rewards. r[b, t] = −kl_coef · (log_probs − "
-                 "ref_log_probs) on real tokens, 0 on padding, plus scores[b] at the "
-                 "last real token of row b.")
-                + f"\n  while {where} (mask row 0: {args[3][0].int().tolist()}):"
-                + f"\n  expected {fmt(expected)}\n  got      {fmt(got)}"
-            )  # fmt: skip
+        got = compare_with_grads(
+            fn, args, {}, kl_penalized_rewards, kl_mistakes, "the rewards",
+            torch.Size([B, L]), where,
+            "r[b, t] = −kl_coef · (log_probs − ref_log_probs) on real tokens, 0 on "
+            "padding, plus scores[b] at the last real token of row b.",
+        )  # fmt: skip
         if bool((got[~args[3].bool()] != 0).any()):
             raise AssertionError(
                 f"the rewards on padding must be exactly 0 while {where}."
@@ -241,16 +236,12 @@ def check_masked_whiten(fn: Callable, extra_cases: list[dict]) -> int:
     for args in cases:
         B, L = args[0].shape
         where = f"whitening {B} completions of at most {L} tokens ({int(args[1].sum())} real)"
-        result, _ = call(fn, args, where)
-        got = tensor(result, "the whitened values", torch.Size([B, L]), where)
-        expected = masked_whiten(*args)
-        if not close(got, expected):
-            message = diagnose(got, whiten_mistakes(args))
-            raise AssertionError(
-                (message or "wrong whitened values: (x − μ) / (σ + 1e-8) on real "
-                 "tokens with μ, σ over real tokens only; 0 on padding.")
-                + f"\n  while {where}:\n  expected {fmt(expected)}\n  got      {fmt(got)}"
-            )  # fmt: skip
+        got = compare_with_grads(
+            fn, args, {}, masked_whiten, whiten_mistakes, "the whitened values",
+            torch.Size([B, L]), where,
+            "(x − μ) / (σ + 1e-8) on real tokens with μ, σ over real tokens only; "
+            "0 on padding.",
+        )  # fmt: skip
         same_on_garbage(fn, args, 0, args[1], "the whitened values", where, got)
     return len(cases)
 
@@ -331,21 +322,13 @@ def check_group_advantages(fn: Callable, extra_cases: list[dict]) -> int:
             f"computing the advantages of {scores.shape[0] // G} prompts with "
             f"group_size={G}, scale={scale} (scores {fmt(scores)})"
         )
-        result, _ = call(fn, args, where)
-        got = tensor(result, "the advantages", scores.shape, where)
-        expected = group_advantages(*args)
-        if not torch.isfinite(got).all():
-            raise AssertionError(
-                f"the advantages hold inf or NaN while {where}: a group whose scores "
-                "are all equal has std 0; the + 1e-4 keeps the division finite."
-            )
-        if not close(got, expected):
-            message = diagnose(got, group_mistakes(args))
-            raise AssertionError(
-                (message or "wrong advantages: score − mean of its group (÷ (std of "
-                 "its group + 1e-4) when scale).")
-                + f"\n  while {where}:\n  expected {fmt(expected)}\n  got      {fmt(got)}"
-            )  # fmt: skip
+        compare_with_grads(
+            fn, args, {}, group_advantages, group_mistakes, "the advantages",
+            scores.shape, where,
+            "score − mean of its group (÷ (std of its group + 1e-4) when scale; a "
+            "group whose scores are all equal has std 0, and the + 1e-4 keeps the "
+            "division finite).",
+        )  # fmt: skip
     return len(cases)
 
 
