@@ -13,7 +13,7 @@ import nbformat
 import numpy as np
 import pytest
 import torch
-from replay_support import replayed  # tests/ is on sys.path
+from support.replay import replayed
 
 from ppo_lessons import checks, grade
 from ppo_lessons.checks.harness import generator

@@ -26,7 +26,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from test_grade import write_notebook  # tests/ is on sys.path
+from test_grade import write_notebook  # the test's folder is on sys.path
 
 from ppo_lessons import checks
 from ppo_lessons.exercises import EXERCISES
@@ -41,7 +41,7 @@ from ppo_lessons.grading.records import (
     validate,
 )
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 
 # ---------------------------------------------------------------- wrong versions
 

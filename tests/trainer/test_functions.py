@@ -15,9 +15,9 @@ import inspect
 from collections import Counter
 from collections.abc import Callable
 
-import independent_functions as own
 import pytest
 import torch
+from support import independent_functions as own
 
 from ppo_lessons import checks
 from ppo_lessons.functions import TRAINER_EXERCISES

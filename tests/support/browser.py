@@ -25,7 +25,7 @@ from pathlib import Path
 
 import nbformat
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 ARTIFACTS = ROOT / "artifacts" / "browser"  # git-ignored
 README_SCREENSHOT = ROOT / "docs" / "img" / "clipping_explorer.png"
 LANDING = "notebooks/index.md"  # what `python3 scripts/course.py lab` opens

@@ -12,7 +12,7 @@ import pytest
 from ppo_lessons import release
 from ppo_lessons.exercises import EXERCISE_HEADER, EXERCISES
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 SOLUTIONS = sorted((ROOT / "solutions").glob("[0-9][0-9]_*.ipynb"))
 
 

@@ -26,7 +26,7 @@ from pathlib import Path
 import nbformat
 import pytest
 import torch
-from replay_support import replayed  # tests/ is on sys.path
+from support.replay import replayed
 
 from ppo_lessons import checks, grade
 from ppo_lessons.clipping import clipped_surrogate_objective
@@ -37,7 +37,7 @@ from ppo_lessons.grading.records import (
 )
 from ppo_lessons.importance_sampling import probability_ratio
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 TIMEOUT = 10  # seconds per exercise in the fake class's run
 MEMORY_MB = 256
 LESSONS = ("2", "3", "4")

@@ -14,7 +14,7 @@ from ppo_lessons import checks
 from ppo_lessons.checks.harness import NOTEBOOKS, CheckResult
 from ppo_lessons.exercises import EXERCISES
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 BY_CHECK = {ex.check_name: ex for ex in EXERCISES}
 
 

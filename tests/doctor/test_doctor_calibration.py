@@ -16,7 +16,7 @@ import pytest
 
 from ppo_lessons.doctor import diagnose
 
-DATA = Path(__file__).parent / "data"
+DATA = Path(__file__).resolve().parents[1] / "data"
 
 
 def load(name: str) -> list[dict]:

@@ -22,8 +22,8 @@ import sys
 import time
 import urllib.request
 
-import browser_support as bs  # tests/browser_support.py
 import pytest
+from support import browser as bs
 
 pytestmark = pytest.mark.browser  # starts a real JupyterLab (~10-30 s each)
 

@@ -19,7 +19,7 @@ from ppo_lessons.clipping import clipped_surrogate_objective
 from ppo_lessons.gae import compute_gae
 from ppo_lessons.notebook import load_exercise
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 
 HEADER = "# Exercise 4.1: compute_gae\n"
 LOOP_GAE = """

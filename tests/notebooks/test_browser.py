@@ -26,8 +26,8 @@ from __future__ import annotations
 
 import os
 
-import browser_support as bs  # tests/browser_support.py
 import pytest
+from support import browser as bs
 
 from ppo_lessons.widgets.clipping_explorer import clipping_status
 from ppo_lessons.widgets.gae_explorer import gae_status

@@ -133,9 +133,7 @@ def test_normalized_mujoco_checkpoint_evaluates_as_at_the_end_of_training(
 def test_presets_cover_the_issue_envs():
     """Every env of the presets table in docs/benchmarks.md has a preset."""
     assert set(LUNAR + MUJOCO) <= set(PRESETS)
-    text = (
-        Path(__file__).resolve().parent.parent / "docs" / "benchmarks.md"
-    ).read_text()
+    text = (Path(__file__).resolve().parents[2] / "docs" / "benchmarks.md").read_text()
     table = text.split("| preset | seeds |", 1)[1].split("\n\n", 1)[0]
     rows = [line for line in table.splitlines()[2:] if line.startswith("| ")]
     envs = {line.split("|")[1].split("(")[0].strip() for line in rows}
@@ -144,7 +142,7 @@ def test_presets_cover_the_issue_envs():
 
 
 def course_script():
-    path = Path(__file__).resolve().parent.parent / "scripts" / "course.py"
+    path = Path(__file__).resolve().parents[2] / "scripts" / "course.py"
     spec = importlib.util.spec_from_file_location("course_script", path)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)

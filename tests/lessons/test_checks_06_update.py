@@ -8,7 +8,7 @@ import random
 import numpy as np
 import pytest
 import torch
-from replay_support import replayed  # tests/ is on sys.path
+from support.replay import replayed
 
 from ppo_lessons.checks import check_minibatch_indices, check_ppo_loss
 from ppo_lessons.update import minibatch_indices, ppo_loss

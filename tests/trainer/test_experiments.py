@@ -14,7 +14,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 import torch  # noqa: E402
-from test_trainer_torch_backend import SMALL  # noqa: E402  (tests/ is on sys.path)
+from test_trainer_torch_backend import SMALL  # noqa: E402  (the test's folder is on sys.path)
 
 from ppo_lessons import experiments as ex  # noqa: E402
 from ppo_lessons.clipping import clipped_surrogate_objective  # noqa: E402

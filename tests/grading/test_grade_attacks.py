@@ -33,7 +33,7 @@ from test_grade import gae, gae_notebook, write_notebook
 
 from ppo_lessons.grading.sandbox import bubblewrap_problem
 
-PACKAGE = Path(__file__).resolve().parent.parent / "ppo_lessons"
+PACKAGE = Path(__file__).resolve().parents[2] / "ppo_lessons"
 TIMEOUT = 20
 ESCAPE_DELAY_S = 3  # the escaped process acts this long after its exercise began
 

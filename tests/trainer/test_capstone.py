@@ -20,7 +20,7 @@ from ppo_lessons.notebook import your_functions
 from ppo_lessons.presets import preset
 from ppo_lessons.trainer import evaluate, train
 
-SOLUTIONS = Path(__file__).resolve().parent.parent / "solutions"
+SOLUTIONS = Path(__file__).resolve().parents[2] / "solutions"
 SOLVED = 475.0
 
 

@@ -7,9 +7,9 @@ import math
 
 import gymnasium as gym
 import numpy as np
-import probe_envs as probes  # noqa: F401  (tests/ is on sys.path; registers two)
 import pytest
 import torch
+from support import probe_envs as probes  # noqa: F401  (registers two)
 
 import ppo_lessons.envs as envs_module
 from ppo_lessons import clipping, gae, losses, networks, update

@@ -11,9 +11,9 @@ from __future__ import annotations
 
 import textwrap
 
-import independent_functions as own
 import pytest
 import torch
+from support import independent_functions as own
 
 from ppo_lessons.functions import REFERENCES, compose, describe, trainer_functions
 from ppo_lessons.presets import preset

@@ -23,7 +23,7 @@ from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 INDEX = ROOT / "notebooks" / "index.md"
 LESSONS = sorted((ROOT / "solutions").glob("[0-9][0-9]_*.ipynb"))
 LESSON_LINK = re.compile(r"\]\(((?:\.\./solutions/)?(\d\d_\w+)\.ipynb)\)")

@@ -31,7 +31,7 @@ import pytest
 from ppo_lessons.doctor import COLLAPSE_DROP, action_dims, diagnose
 from ppo_lessons.presets import preset
 
-DATA = Path(__file__).parent / "data"
+DATA = Path(__file__).resolve().parents[1] / "data"
 RUNS = json.loads((DATA / "mujoco_preset_histories.json").read_text())["runs"]
 HEALTHY = [run for run in RUNS if run["env_id"] != "Ant-v5"]
 LUNAR = json.loads((DATA / "lunar_preset_histories.json").read_text())["runs"]
