@@ -21,7 +21,7 @@ The loop has `train`'s phases (lesson 07), each for all members at once:
 
 Each phase is the single agent's piece with a member axis (K,) added: the schedule,
 `ppo_loss_terms`, the metrics record, `history_row`, `note_solved`, `RewardScaler`,
-`rollout_buffer` are `train`'s own (tests/test_population_twins.py keeps it so).
+`rollout_buffer` are `train`'s own (tests/population/test_population_twins.py keeps it so).
 
 A population of one is `train` with other random numbers: its initial weights are
 exactly `train`'s (the same `ActorCritic` built after `torch.manual_seed(seed)`), but

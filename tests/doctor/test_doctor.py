@@ -1,5 +1,5 @@
 """The PPO doctor on synthetic histories: each rule fires on its pattern, stays quiet on
-a healthy run. (Histories of real broken training runs: tests/test_doctor_runs.py.)"""
+a healthy run. (Histories of real broken training runs: tests/doctor/test_doctor_runs.py.)"""
 
 from __future__ import annotations
 
@@ -227,7 +227,7 @@ ACROBOT_UNSCALED = {
 
 # Every update of a healthy run that solves CartPole-v0 (200-step limit):
 # PPOConfig(env_id="CartPole-v0", seed=3, total_steps=20_000), the default config, as in
-# tests/test_doctor_runs.py. From update 32 nearly every episode runs to the limit and
+# tests/doctor/test_doctor_runs.py. From update 32 nearly every episode runs to the limit and
 # the value loss falls to 1e-4 .. 1e-2 of its peak, except in the 5 late updates in
 # which one episode failed early (43, 48 and 77, and the update after 43 and 48):
 # there the targets vary and explained variance is ~0: a critic fitted to

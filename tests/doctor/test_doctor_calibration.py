@@ -50,7 +50,7 @@ def test_cli_defaults_seed_5_is_quiet():
 
 # the held-out runs: seeds that set no threshold (the calibration read seeds 1-6 of
 # CartPole-v1 on the torch env, the CLI's seed 5 on Gymnasium's, seed 1 of Acrobot-v1
-# and Pendulum-v1, and the preset histories of tests/test_presets_doctor.py)
+# and Pendulum-v1, and the preset histories of tests/doctor/test_presets_doctor.py)
 HELD_OUT = load("doctor_healthy_held_out.json")
 CALIBRATION_SEEDS = {
     ("CartPole-v1", "torch"): range(1, 7),

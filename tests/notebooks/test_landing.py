@@ -7,7 +7,7 @@ writes), with clickable links and no kernel. GitHub renders the same page.
 
 It must list every lesson found in solutions/ (so a new lesson fails here until it is
 added), each on one line that links the student notebook and its solution, in lesson
-order. tests/test_browser.py checks the same page rendered in JupyterLab.
+order. tests/notebooks/test_browser.py checks the same page rendered in JupyterLab.
 
 Bugs these tests catch: a lesson missing or listed twice, a link to a wrong path, the
 landing page of course.py not the file checked here, JupyterLab defaults under a wrong

@@ -1,4 +1,4 @@
-"""Helpers for tests/test_browser.py: a throwaway JupyterLab server and browser steps.
+"""Helpers for tests/notebooks/test_browser.py: a throwaway JupyterLab server and browser steps.
 
 The server runs from the course's own environment (`sys.executable -m jupyter lab`) on
 the loopback interface, without a token, in its own process group, over a temporary
