@@ -6,13 +6,15 @@
 
 `history` is a list of per-update metric dicts, as the trainer records them (keys such as
 `update`, `step`, `episodic_return`, `approx_kl`, `clip_fraction`, `entropy`,
-`explained_variance`, `value_loss`, `policy_loss`). Missing keys are skipped.
+`explained_variance`, `value_loss`, `policy_loss`, `replay_error`). Missing keys are
+skipped.
 
 One rule per problem of `PROBLEMS`, each reading the metrics against the ranges of
 healthy PPO runs (approx KL about 0.001-0.03 per update, clip fraction about
 0.05-0.3, entropy falling slowly, explained variance rising towards 1), with the
-thresholds below as named constants. Every rule but non_finite needs a few updates of
-history and stays quiet on shorter runs. Where each range comes from and the runs
+thresholds as named constants (below; the critic's and the replay rule's in
+`ppo_lessons.doctor_rules`, which holds those rules). Every rule but non_finite and
+replay_mismatch needs a few updates of history and stays quiet on shorter runs. Where each range comes from and the runs
 that calibrated the rules: docs/doctor.md.
 """
 
@@ -20,13 +22,40 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
 from statistics import median
 
+from ppo_lessons.doctor_rules import (  # the thresholds of the critic's rules too
+    EV_LOW,
+    FLAT_TARGETS,
+    REPLAY_TOLERANCE,
+    SUSTAIN,
+    TIME_LIMIT_RATIO,
+    Finding,
+    critic_rules,
+    first_sustained,
+    flat_targets,
+    replay_mismatch,
+    sustain,
+)
+from ppo_lessons.doctor_rules import series as _series
 from ppo_lessons.history import HistoryRow
 
 __all__ = [
+    "CLIP_HIGH",
+    "COLLAPSE_DROP",
+    "COLLAPSED_NATS",
+    "EV_LOW",
+    "FIRST_UPDATES",
+    "FLAT_TARGETS",
+    "KL_HIGH",
+    "KL_JUMP",
+    "KL_LOW",
+    "KL_STILL",
+    "POLICY_LOSS_HIGH",
     "PROBLEMS",
+    "REPLAY_TOLERANCE",
+    "SUSTAIN",
+    "TIME_LIMIT_RATIO",
     "Finding",
     "action_dims",
     "collapsed_in_first_update",
@@ -36,6 +65,8 @@ __all__ = [
 
 PROBLEMS: dict[str, str] = {
     "non_finite": "a loss or metric became NaN or infinite",
+    "replay_mismatch": "the update's recomputed log π of the rollout's actions differs "
+    "from the one the rollout stored, before any gradient step",
     "kl_too_high": "the policy moves too far per update (approx KL far above ~0.02, "
     "or one update's above 0.5)",
     "clip_fraction_high": "most samples are clipped (clip fraction far above ~0.3)",
@@ -59,59 +90,10 @@ KL_LOW = 1e-4  # median approx KL below this, with flat returns: the policy bare
 KL_STILL = 1e-6  # median approx KL below this: the policy does not move at all
 CLIP_HIGH = 0.4  # median clip fraction
 POLICY_LOSS_HIGH = 1.0  # median |policy loss|; normalized advantages: ≤ ~0.1
-TIME_LIMIT_RATIO = 10.0  # value loss with a time-limit cut / without: bug 20-1000x
-FLAT_TARGETS = 1e-3  # value loss / its peak so far below this: the targets barely vary
-EV_LOW = 0.1  # median late explained variance below this: the critic is not learning
 GAUSSIAN_NATS = 0.5 * math.log(2 * math.pi * math.e)  # a unit Gaussian's entropy
 COLLAPSE_DROP = 3.0  # nats per action dimension: σ shrunk e³ ≈ 20x
 # below this a policy is nearly deterministic (two actions at 99:1 have 0.056 nats)
 COLLAPSED_NATS = 0.05
-# a pattern of one update is noise: entropy collapse and an exploding value loss count
-# only when they hold for this many consecutive updates (fewer in short runs: n // 40,
-# at least 3); a NaN and the first update's jump count at once
-SUSTAIN = 10
-
-
-def sustain(n: int) -> int:
-    """Consecutive updates a pattern must hold for in a run of `n` updates."""
-    return min(SUSTAIN, max(3, n // 40))
-
-
-def first_sustained(series: Sequence[tuple[int, float]], holds, n: int) -> int | None:
-    """Index into `series` of the first of `n` consecutive values for which
-    `holds(value)` is true; None when there is no such run."""
-    streak = 0
-    for i, (_, value) in enumerate(series):
-        streak = streak + 1 if holds(value) else 0
-        if streak == n:
-            return i - n + 1
-    return None
-
-
-@dataclass(frozen=True)
-class Finding:
-    """One thing that looks wrong: which problem, seen in which metric and update."""
-
-    problem: str  # a key of PROBLEMS
-    metric: str
-    update: int
-    advice: str
-
-    def as_dict(self) -> dict:
-        return asdict(self)
-
-    def __str__(self) -> str:
-        return f"[{self.problem}] {self.metric} at update {self.update}: {self.advice}"
-
-
-def _series(history: Sequence[HistoryRow], key: str) -> list[tuple[int, float]]:
-    """(update, value) pairs of one metric, skipping updates without it."""
-    out = []
-    for i, row in enumerate(history):
-        value = row.get(key)
-        if isinstance(value, int | float) and not isinstance(value, bool):
-            out.append((int(row.get("update", i + 1)), float(value)))
-    return out
 
 
 def _non_finite(history: Sequence[HistoryRow]) -> list[Finding]:
@@ -337,101 +319,6 @@ def _improved(returns: list[float]) -> bool:
     return mean_last - mean_first > 0.1 * spread
 
 
-def _value(history: Sequence[HistoryRow]) -> list[Finding]:
-    findings = []
-    ev = [(u, v) for u, v in _series(history, "explained_variance") if math.isfinite(v)]
-    flat = flat_targets(history)
-    second_half = ev[len(ev) // 2 :]
-    late = [(u, v) for u, v in second_half if u not in flat]
-    varied = len(late) >= max(4, len(second_half) / 2)  # most targets still vary
-    if len(ev) >= 8 and varied and median([v for _, v in late]) < EV_LOW:
-        findings.append(
-            Finding(
-                "value_not_learning",
-                "explained_variance",
-                late[0][0],
-                f"explained variance stays at {median([v for _, v in late]):.2f} (below "
-                f"{EV_LOW}: the critic predicts the returns hardly better than their "
-                "mean). Check that the value loss reaches the critic (vf_coef > 0), "
-                "the value targets (returns = advantages + values; bootstrap at "
-                "time-limit truncations, don't treat them as terminal), scale the "
-                "rewards, or raise vf_coef / the learning rate.",
-            )  # fmt: skip
-        )
-    loss = _series(history, "value_loss")
-    if len(loss) >= 8:
-        base = median([v for _, v in loss[: max(3, len(loss) // 5)]])
-        start = first_sustained(
-            loss, lambda v: v > 100 * max(base, 1e-3) and v > 1e3, sustain(len(loss))
-        )
-        blown = [] if start is None else [loss[start]]
-        if blown:
-            findings.append(
-                Finding(
-                    "value_loss_exploding",
-                    "value_loss",
-                    blown[0][0],
-                    f"value loss reached {blown[0][1]:.3g}, over 100x its early level "
-                    f"{base:.3g}, and stayed there for {sustain(len(loss))} updates or "
-                    "more. Normalize or scale the rewards, clip the value loss, "
-                    "lower the learning rate or max_grad_norm.",
-                )  # fmt: skip
-            )
-    return findings
-
-
-def flat_targets(history: Sequence[HistoryRow]) -> set[int]:
-    """Updates whose value loss fell below FLAT_TARGETS x its peak so far: the value
-    targets barely vary (a solved task whose episodes all run to the time limit), so
-    explained variance, a ratio over their variance, says nothing there."""
-    flat, peak = set(), 0.0
-    for update, loss in _series(history, "value_loss"):
-        if not math.isfinite(loss):
-            continue
-        peak = max(peak, loss)
-        if loss < FLAT_TARGETS * peak:
-            flat.add(update)
-    return flat
-
-
-def _time_limit(history: Sequence[HistoryRow]) -> list[Finding]:
-    """Value loss of the updates in which every episode that ended reached the run's
-    longest length (the time limit), against updates in which no episode ended."""
-    lengths = _series(history, "episodic_length")
-    finite = [v for _, v in lengths if math.isfinite(v)]
-    if not finite:
-        return []
-    cap = max(finite)
-    loss = dict(_series(history, "value_loss"))
-    cut = [(u, loss[u]) for u, v in lengths if v >= cap and u in loss]
-    uncut = [loss[u] for u, v in lengths if math.isnan(v) and u in loss]
-    if len(cut) < 3 or len(uncut) < 3:  # e.g. every update has a cut (Pendulum)
-        return []
-    base = max(median(uncut), 1e-12)
-    at_cut = median([v for _, v in cut])
-    peak = max((v for v in loss.values() if math.isfinite(v)), default=0.0)
-    # a solved task's flat targets (value loss 1e-6 .. 1e-4 of its peak, with or
-    # without a cut) make a ratio of noise: a healthy CartPole-v1 read 11x
-    if at_cut <= TIME_LIMIT_RATIO * base or at_cut < FLAT_TARGETS * peak:
-        return []
-    first = next(u for u, v in cut if v > TIME_LIMIT_RATIO * base)
-    return [
-        Finding(
-            "value_fails_at_time_limit",
-            "value_loss",
-            first,
-            f"value loss {at_cut:.3g} in the updates where episodes were cut at the "
-            f"time limit ({cap:.0f} steps), {at_cut / base:.0f}x the {base:.3g} of "
-            "updates where no episode ended (healthy: about the same). The value "
-            "target drops at the cut, but the observation does not say how much time "
-            "is left, so the critic cannot fit it: a truncation must still bootstrap, "
-            "δ = r + γ V(final observation) − V(s). If you wrote compute_gae "
-            "yourself, check that only `terminated` (not terminated or truncated) "
-            "removes the γ · next_values term.",
-        )  # fmt: skip
-    ]
-
-
 def _policy_not_moving(history: Sequence[HistoryRow]) -> list[Finding]:
     kl = _series(history, "approx_kl")
     returns = [v for _, v in _series(history, "episodic_return") if math.isfinite(v)]
@@ -480,11 +367,11 @@ def diagnose(history: Sequence[HistoryRow]) -> list[Finding]:
         raise TypeError("history must be a list of metric dicts (one per update)")
     findings = _non_finite(history)
     rules = (
+        replay_mismatch,
         _kl_and_clipping,
         _advantages,
         _entropy,
-        _value,
-        _time_limit,
+        critic_rules,
         _policy_not_moving,
     )
     for rule in rules:

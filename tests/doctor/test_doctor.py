@@ -8,7 +8,7 @@ import math
 import pytest
 
 from ppo_lessons import diagnose
-from ppo_lessons.doctor import PROBLEMS, flat_targets
+from ppo_lessons.doctor import PROBLEMS, REPLAY_TOLERANCE, flat_targets
 
 
 def healthy(n: int = 40, **overrides) -> list[dict]:
@@ -92,6 +92,7 @@ CASES = [
         "value_fails_at_time_limit",
         "value_loss",
     ),
+    ({"replay_error": lambda u, f: 1e-3}, "replay_mismatch", "replay_error"),
 ]
 
 
@@ -426,3 +427,44 @@ def test_one_kl_jump_later_in_a_run_that_moves_on_is_not_named():
     assert "kl_too_high" not in problems(history)
     first = healthy(approx_kl=lambda u, f: 0.8 if u == 2 else 0.01)
     assert "kl_too_high" in problems(first)
+
+
+# replay_mismatch: the update's log π of the rollout's actions, recomputed before its
+# first gradient step, against the log π the rollout stored (`replay_error`, the
+# largest difference over the rollout); float32 noise stays below 1e-5
+
+
+def test_replay_error_of_float32_noise_is_quiet():
+    assert REPLAY_TOLERANCE == 1e-4
+    assert diagnose(healthy(replay_error=lambda u, f: 1e-6)) == []
+
+
+def test_replay_mismatch_is_named_from_the_first_update():
+    """One update is the failure: the ratios of that update already start away
+    from 1. (A recurrent policy replayed from the wrong hidden state is wrong
+    from update 1.)"""
+    findings = diagnose(healthy(replay_error=lambda u, f: 1e-3))
+    assert [f.problem for f in findings] == ["replay_mismatch"]
+    (finding,) = findings
+    assert (finding.metric, finding.update) == ("replay_error", 1)
+    assert "hidden state" in finding.advice and "normalized" in finding.advice
+
+
+def test_replay_mismatch_in_one_later_update_is_named_there():
+    history = healthy(replay_error=lambda u, f: 2e-3 if u == 17 else 1e-6)
+    (finding,) = diagnose(history)
+    assert (finding.problem, finding.update) == ("replay_mismatch", 17)
+
+
+def test_histories_without_replay_error_are_read_as_before():
+    """Rows without the key (histories recorded before the trainer wrote it) are
+    skipped: no finding, and the other rules unchanged."""
+    history = healthy()
+    assert all("replay_error" not in row for row in history)
+    assert diagnose(history) == []
+    mixed = healthy(replay_error=lambda u, f: 1e-6)
+    for row in mixed[:20]:
+        del row["replay_error"]
+    assert diagnose(mixed) == []
+    kl = healthy(approx_kl=lambda u, f: 0.2)
+    assert problems(kl) == ["kl_too_high"]

@@ -32,7 +32,7 @@ LONG_FUNCTIONS_ALLOWED = {"ppo_lessons.trainer.train"}  # the loop, read top to 
 COURSE, TOOLS = -1, 99
 FLOORS = {
     COURSE: """ppo_lessons validate progress plotting exercises cells speed history
-        doctor normalize widgets.static checks.harness""",
+        doctor doctor_rules normalize widgets.static checks.harness""",
     0: "envs episodes",
     1: "policy_gradient checks.lesson01",
     2: "importance_sampling widgets.importance checks.lesson02",
