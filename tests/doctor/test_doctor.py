@@ -125,6 +125,16 @@ def test_one_kl_jump_is_named_where_it_happened():
     assert "jumped" in finding.advice
 
 
+def test_a_jump_in_the_last_update_is_not_named():
+    """A jump with fewer than `sustain(n)` updates after it cannot show whether the
+    policy then stopped moving (a solved MountainCarContinuous-v0, 8 samples per
+    update, read 0.50 in its last update and was named before)."""
+    history = healthy(approx_kl=lambda u, f: 0.9 if u == 40 else 0.01)
+    assert "kl_too_high" not in problems(history)
+    stopped = healthy(n=60, approx_kl=lambda u, f: 0.9 if u == 40 else 0.01 * (u < 40))
+    assert "kl_too_high" in problems(stopped)
+
+
 def test_one_kl_outlier_of_a_healthy_run_is_not_a_jump():
     """Healthy CartPole runs peak at an approx KL of about 0.09 in some update."""
     assert diagnose(healthy(approx_kl=lambda u, f: 0.09 if u == 5 else 0.01)) == []
