@@ -3,12 +3,16 @@
     python3 scripts/course.py lab     # set up, then open the course in JupyterLab
                                       # (prints the landing page's URL; Ctrl-C stops)
     python3 scripts/course.py test    # set up, then run ruff and the whole test suite
+    python3 scripts/course.py test --fast  # set up, then only the fast tier (< 1 min)
     python3 scripts/course.py setup   # only set up
 
 Needs only Python 3.11 or newer. Everything goes into a virtual environment `.venv`
 inside the project (ignored by git); running the command again reuses it and installs
 only what changed (requirements.txt or pyproject.toml). Extra arguments after `test`
-go to pytest (e.g. `-k gae`, `-m slow`); after `lab`, to JupyterLab.
+go to pytest (e.g. `-k gae`, `-m slow`); after `lab`, to JupyterLab. The test tiers
+(tests/README.md): `test --fast` (pytest's `-m fast` over tests/: the lessons' functions,
+their checks, the package's shape; no notebooks, no browser, no learning runs), `test`
+(ruff, then everything but `slow`), `test -m slow`.
 
 COURSE_EXTRAS=box2d,mujoco (either or both) also installs Gymnasium's Box2D and MuJoCo
 envs, which the LunarLander and MuJoCo presets need (the same as
@@ -228,6 +232,8 @@ def lab(extra: list[str]) -> int:
 
 
 def test(extra: list[str]) -> int:
+    fast = "--fast" in extra
+    extra = [a for a in extra if a != "--fast"]
     env = course_env()
     env.setdefault("PPO_LESSONS_QUICK", "1")  # notebooks at their test size
     env.setdefault("OMP_NUM_THREADS", "1")  # parallel workers, one thread each
@@ -236,7 +242,7 @@ def test(extra: list[str]) -> int:
         ("ruff check (style and lint, .py and .ipynb)", [BIN / "ruff", "check", "."]),
         ("ruff format --check", [BIN / "ruff", "format", "--check", "."]),
     ]
-    for title, args in steps:
+    for title, args in [] if fast else steps:
         say(title)
         if subprocess.run([str(a) for a in args], cwd=ROOT, env=env).returncode:
             say(f"FAILED: {title}")
@@ -245,14 +251,20 @@ def test(extra: list[str]) -> int:
     marker = (
         []
         if any(a == "-m" or a.startswith("-m") for a in extra)
-        else ["-m", "not slow"]
+        else ["-m", "fast" if fast else "not slow"]
     )
+    paths = ["tests"] if fast else [
+        "tests", "notebooks", "solutions", "--nbval-lax", "--nbval-cell-timeout=900",
+    ]  # fmt: skip
     args = [
-        PYTHON, "-m", "pytest", "tests", "notebooks", "solutions",
-        "--nbval-lax", "--nbval-cell-timeout=900",
+        PYTHON, "-m", "pytest", *paths,
         "-n", workers, "--dist", "loadfile", *marker, *extra,
     ]  # fmt: skip
-    say("pytest: unit tests, notebooks (nbval), browser tests")
+    say(
+        "pytest: the fast tier (lessons, checks, the package's shape)"
+        if fast
+        else "pytest: unit tests, notebooks (nbval), browser tests"
+    )
     return subprocess.run([str(a) for a in args], cwd=ROOT, env=env).returncode
 
 

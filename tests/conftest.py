@@ -10,7 +10,8 @@ Every test file sits in a wing folder, `tests/<wing>/test_*.py`, and its tests c
 the wing's marker (`-m trainer`). A new folder is a new wing at once: its marker is
 registered here when pyproject.toml does not list it yet. The fast tier (`-m fast`,
 `python3 scripts/course.py test --fast`) is every test of the wings in FAST_WINGS that
-is not `slow`, `browser` or `gpu`, plus the tests marked `fast` by hand elsewhere.
+is not marked `slow`, `browser`, `gpu` or `heavy` (seconds of work: a learning run,
+a Jupyter kernel, the grader, a check that runs the update many times).
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ import torch
 TESTS = Path(__file__).resolve().parent
 NOT_WINGS = {"support", "data"}  # shared helpers and recorded histories
 FAST_WINGS = {"lessons", "project"}  # pure functions, checks, housekeeping
-NOT_FAST = ("slow", "browser", "gpu")
+NOT_FAST = ("slow", "browser", "gpu", "heavy")
 
 
 def wings() -> list[str]:
@@ -57,6 +58,21 @@ def pytest_configure(config: pytest.Config) -> None:
     for wing in wings():
         if wing not in known:
             config.addinivalue_line("markers", f"{wing}: tests/{wing}/ (a new wing)")
+
+
+def pytest_ignore_collect(collection_path: Path, config: pytest.Config) -> bool | None:
+    """`-m fast` alone skips importing the other wings' files (they hold no fast test),
+    which saves each worker a few seconds."""
+    if config.getoption("markexpr", "") != "fast":
+        return None
+    folder = collection_path.resolve()
+    if (
+        folder.parent == TESTS
+        and folder.name in wings()
+        and folder.name not in FAST_WINGS
+    ):
+        return True
+    return None
 
 
 def pytest_collection_modifyitems(

@@ -154,6 +154,7 @@ def update_with(**mistake):
     return lambda *args: update(*args, **mistake)
 
 
+@pytest.mark.heavy  # the full check, twice (about 18 s)
 def test_correct_updates_pass(capsys):
     assert check_ppo_update(ppo_update)
     assert check_ppo_update(update_with())

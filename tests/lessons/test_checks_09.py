@@ -293,6 +293,7 @@ def _lesson_09_notebook(path: Path, update: str) -> None:
     nbformat.write(nb, path)
 
 
+@pytest.mark.heavy  # the grader
 def test_the_grader_grades_exercise_9_1(tmp_path):
     _lesson_09_notebook(tmp_path / "ada" / "09_scaling_up.ipynb", EXPLICIT)
     _lesson_09_notebook(tmp_path / "bo" / "09_scaling_up.ipynb", SEMI_IMPLICIT)

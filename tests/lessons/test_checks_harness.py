@@ -54,6 +54,7 @@ def test_a_check_result_is_true_only_when_correct_and_compares_by_content():
     assert "correct on 7 cases" in repr(right) and "not done" in repr(unsolved)
 
 
+@pytest.mark.heavy  # a Jupyter kernel
 def test_a_check_on_the_last_line_of_a_cell_leaves_no_value_in_jupyter():
     """The stray `False` (or `True`) below a check's line: a real kernel must show
     the printed line and nothing else."""

@@ -371,6 +371,7 @@ def test_ortho_init_false_resets_the_given_networks_to_pytorchs_default() -> Non
         torch.testing.assert_close(got.bias, want.bias)
 
 
+@pytest.mark.heavy  # a learning run
 def test_train_builds_and_trains_the_given_network() -> None:
     # catches: a trainer that accepts the name and builds the reference network
     built = []

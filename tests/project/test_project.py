@@ -1,4 +1,5 @@
-"""Project housekeeping that can silently rot: dependency lists, generated notebooks."""
+"""Project housekeeping that can silently rot: dependency lists, generated notebooks,
+the tests' wing folders."""
 
 from __future__ import annotations
 
@@ -40,6 +41,31 @@ def test_ci_runs_exactly_the_readme_test_command():
     command = "python3 scripts/course.py test"
     assert command in readme
     assert ci.strip().splitlines()[-1] == command
+
+
+TESTS = ROOT / "tests"
+NOT_WINGS = {"support", "data"}  # as in tests/conftest.py
+
+
+def test_every_test_file_sits_in_a_wing_folder():
+    """tests/<wing>/test_*.py: the wing's marker (-m trainer) and the tiers reach a
+    test through its folder (tests/conftest.py); a test file in tests/ itself or in
+    support/ would sit outside them."""
+    files = [*TESTS.rglob("test_*.py"), *TESTS.rglob("*_test.py")]
+    stray = sorted(
+        str(path.relative_to(ROOT))
+        for path in files
+        if len(parts := path.relative_to(TESTS).parts) < 2 or parts[0] in NOT_WINGS
+    )
+    assert not stray, f"test files outside a wing folder (tests/<wing>/): {stray}"
+
+
+def test_test_file_names_are_unique_across_wings():
+    """The wing folders are not packages: pytest imports each test file by its name, so
+    two files of one name in two wings would collide at collection."""
+    names = [path.name for path in TESTS.rglob("test_*.py")]
+    twice = sorted({name for name in names if names.count(name) > 1})
+    assert not twice, f"test file names used in two wing folders: {twice}"
 
 
 DOCS = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
