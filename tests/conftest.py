@@ -19,7 +19,6 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-import torch
 
 TESTS = Path(__file__).resolve().parent
 NOT_WINGS = {"support", "data"}  # shared helpers and recorded histories
@@ -87,6 +86,8 @@ def pytest_collection_modifyitems(
             item.get_closest_marker(name) for name in NOT_FAST
         ):
             item.add_marker("fast")
+    import torch  # here, not at the top: xdist's controller process never needs it
+
     if torch.cuda.is_available():
         return
     skip = pytest.mark.skip(reason="needs a CUDA device")
