@@ -26,11 +26,13 @@ from ppo_lessons.normalize import RewardScaler
 
 __all__ = [
     "AUTORESET_MODE",
+    "NoVelocity",
     "EpisodeCounter",
     "RolloutEnvs",
     "TensorVectorEnv",
     "actions_to_env",
     "assert_autoreset_mode",
+    "cartpole_no_velocity",
     "check_spaces",
     "final_observations",
     "make_vector_env",
@@ -40,6 +42,40 @@ __all__ = [
 ]
 
 AUTORESET_MODE = AutoresetMode.SAME_STEP
+
+# ---------------------------------------------------------------- a task that needs memory
+
+
+class NoVelocity(gym.ObservationWrapper):
+    """CartPole with only the cart position x and the pole angle θ observed (the
+    velocities hidden): a policy must infer them from the past (lesson 11)."""
+
+    KEEP = (0, 2)  # (x, ẋ, θ, θ̇) -> (x, θ)
+
+    def __init__(self, env: gym.Env) -> None:
+        super().__init__(env)
+        low, high = env.observation_space.low, env.observation_space.high
+        keep = list(self.KEEP)
+        self.observation_space = gym.spaces.Box(low[keep], high[keep], dtype=np.float32)
+
+    def observation(self, observation: np.ndarray) -> np.ndarray:
+        return observation[list(self.KEEP)]
+
+
+def cartpole_no_velocity(**kwargs: Any) -> gym.Env:
+    """`CartPoleNoVel-v1`: CartPole-v1's dynamics, rewards and limits, observing (x, θ)."""
+    from gymnasium.envs.classic_control import CartPoleEnv
+
+    return NoVelocity(CartPoleEnv(**kwargs))
+
+
+if "CartPoleNoVel-v1" not in gym.registry:
+    gym.register(
+        id="CartPoleNoVel-v1",
+        entry_point="ppo_lessons.envs:cartpole_no_velocity",
+        max_episode_steps=500,
+        reward_threshold=475.0,
+    )
 
 
 def make_vector_env(

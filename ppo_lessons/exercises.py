@@ -78,5 +78,7 @@ EXERCISES: tuple[Exercise, ...] = (
     Exercise("10.2", "masked_whiten", "ppo_lessons.language", 2),
     Exercise("10.3", "group_advantages", "ppo_lessons.language", 2),
     Exercise("10.4", "token_loss", "ppo_lessons.language", 3),
+    Exercise("11.1", "replay_sequence", "ppo_lessons.memory", 4,
+             "the hidden states of every sequence a recurrent update replays"),
 )
 # fmt: on

@@ -32,6 +32,7 @@ import torch
 
 from ppo_lessons import gae, networks, update
 from ppo_lessons import rollout as rollout_module
+from ppo_lessons.memory import replay as memory_replay
 from ppo_lessons.exercises import EXERCISES, Exercise
 
 __all__ = [
@@ -71,6 +72,7 @@ class TrainerFunctions:
     gaussian_log_prob: Callable = networks.gaussian_log_prob
     categorical_entropy: Callable = networks.categorical_entropy
     actor_critic_networks: Callable = networks.actor_critic_networks
+    replay_sequence: Callable = memory_replay.replay_sequence  # recurrent runs only
     update: update.UpdateFunctions = field(default_factory=update.UpdateFunctions)
     own: tuple[str, ...] = ()  # the names given by the user
     # the given functions as they run, each counting its calls
@@ -216,6 +218,7 @@ def trainer_functions(functions: Mapping[str, Callable] | None) -> TrainerFuncti
         gaussian_log_prob=pick["gaussian_log_prob"],
         categorical_entropy=pick["categorical_entropy"],
         actor_critic_networks=pick["actor_critic_networks"],
+        replay_sequence=pick["replay_sequence"],
         update=update_fns,
         own=tuple(name for name in TRAINER_EXERCISES if name in functions),
         counters=counters,

@@ -36,6 +36,9 @@ class HistoryRow(TypedDict):
     value_mean: float  # mean V(s_t) the critic predicted over the rollout
     learning_rate: float
     steps_per_second: float  # this update's wall clock, rollout to log
+    # max |log π recomputed by the update − log π stored by the rollout| before the
+    # first gradient step: ~0 (ratio 1) when the update replays the acting policy
+    replay_error: float
 
 
 METRIC_NAMES: tuple[str, ...] = tuple(HistoryRow.__annotations__)
@@ -55,7 +58,8 @@ def history_row(
     """The row of one update (one agent, or one member of a population):
     `episode_returns` and `episode_lengths` are the episodes that ended (arrays),
     `numbers` the update's metrics by name (the `MINIBATCH_METRICS` of
-    `ppo_lessons.update`, `epochs`, `explained_variance`, `value_mean`)."""
+    `ppo_lessons.update`, `epochs`, `explained_variance`, `value_mean`, and
+    `replay_error` where it was measured)."""
     ended = len(episode_returns)
     return HistoryRow(
         step=step,
@@ -73,4 +77,5 @@ def history_row(
         value_mean=float(numbers["value_mean"]),
         learning_rate=learning_rate,
         steps_per_second=steps_per_second,
+        replay_error=float(numbers.get("replay_error", math.nan)),
     )

@@ -418,6 +418,12 @@ class ActorCritic(nn.Module):
             actions = policy_out + self.log_std.exp() * noise
         return actions, self._gaussian_log_prob(actions, policy_out)
 
+    def acting(self, deterministic: bool = True) -> Callable[..., torch.Tensor]:
+        """A policy for playing episodes: policy(raw_obs [N, *O], starts [N] bool) ->
+        env actions. `starts` (where an episode begins) matters to a policy with
+        memory (`ppo_lessons.memory.RecurrentActorCritic`); this one ignores it."""
+        return lambda raw_obs, starts: self.act(raw_obs, deterministic)
+
     @torch.no_grad()
     def act(self, obs: torch.Tensor, deterministic: bool = True) -> torch.Tensor:
         """Env actions for [N, *O] raw observations (normalized with frozen

@@ -75,6 +75,14 @@ PRESETS: dict[str, dict[str, Any]] = {
         gae_lambda=0.8, ent_coef=0.0, learning_rate=1e-3, anneal_lr=True,
         total_steps=100_000,
     ),
+    # the zoo's ppo_lstm entry (an LSTM of 64 there, a GRU cell of 64 here; the zoo's
+    # critic has its own LSTM, this one shares the core with the policy)
+    "CartPoleNoVel-v1": dict(
+        num_envs=8, num_steps=32, num_minibatches=1, update_epochs=20, gamma=0.98,
+        gae_lambda=0.8, ent_coef=0.0, learning_rate=1e-3, anneal_lr=True,
+        norm_obs=True, norm_reward=True, recurrent="gru", hidden_sizes=(64,),
+        total_steps=100_000,
+    ),
     "Acrobot-v1": dict(
         num_envs=16, num_steps=256, num_minibatches=64, update_epochs=4, gamma=0.99,
         gae_lambda=0.94, ent_coef=0.0, learning_rate=3e-4, anneal_lr=False,
@@ -106,6 +114,7 @@ PRESETS: dict[str, dict[str, Any]] = {
 
 SOURCES: dict[str, str] = {
     "CartPole-v1": ZOO,
+    "CartPoleNoVel-v1": "rl-baselines3-zoo hyperparams/ppo_lstm.yml",
     "Acrobot-v1": ZOO,
     "MountainCar-v0": ZOO,
     "Pendulum-v1": ZOO + " (without gSDE)",
@@ -162,6 +171,13 @@ FAST_PRESETS: dict[str, dict[str, Any]] = {
         env_backend="torch", num_envs=16, num_steps=64, num_minibatches=4,
         update_epochs=4, gamma=0.98, gae_lambda=0.8, learning_rate=1e-2,
         anneal_lr=True, hidden_sizes=(32, 32), total_steps=150_000,
+    ),
+    # TUNING: the recurrent policy on CartPoleNoVel-v1
+    "CartPoleNoVel-v1": dict(
+        env_backend="torch", num_envs=64, num_steps=32, num_minibatches=2,
+        update_epochs=8, gamma=0.98, gae_lambda=0.8, learning_rate=3e-3,
+        anneal_lr=True, norm_obs=True, recurrent="gru", hidden_sizes=(64,),
+        total_steps=400_000,
     ),
     # the zoo's Acrobot entry with 4x the envs, 1/4 the rollout length and 4x the
     # minibatch size (same batch of 4096 per update, 16x fewer gradient steps)

@@ -1,6 +1,7 @@
 """Classic-control environments stepped as batched PyTorch tensor operations.
 
-CartPole-v1, Acrobot-v1, Pendulum-v1 and MountainCarContinuous-v0 with Gymnasium's
+CartPole-v1 (and CartPoleNoVel-v1, its observation without the velocities), Acrobot-v1,
+Pendulum-v1 and MountainCarContinuous-v0 with Gymnasium's
 dynamics, rewards, termination rules, time limits and initial-state distributions,
 but all N copies live in one [N, S] state tensor on one device (CPU or CUDA). A step
 is a few dozen elementwise tensor operations for all N envs at once, and nothing in
@@ -43,6 +44,7 @@ __all__ = [
     "TORCH_ENV_IDS",
     "TorchAcrobot",
     "TorchCartPole",
+    "TorchCartPoleNoVel",
     "TorchMountainCarContinuous",
     "TorchPendulum",
     "TorchVectorEnv",
@@ -92,6 +94,18 @@ class TorchCartPole(TorchVectorEnv):
 
     def _observe(self, state):
         return state.clone()
+
+
+class TorchCartPoleNoVel(TorchCartPole):
+    """CartPoleNoVel-v1: CartPole-v1 observing only (x, θ), the velocities hidden
+    (`ppo_lessons.envs.NoVelocity`; lesson 11)."""
+
+    ENV_ID = "CartPoleNoVel-v1"
+    _high = np.array([4.8, 2 * TorchCartPole.THETA_THRESHOLD], dtype=np.float32)
+    single_observation_space = spaces.Box(-_high, _high, dtype=np.float32)
+
+    def _observe(self, state):
+        return state[:, [0, 2]]
 
 
 def cartpole_step(
@@ -331,7 +345,13 @@ class TorchMountainCarContinuous(TorchVectorEnv):
 
 _ENV_CLASSES: dict[str, type[TorchVectorEnv]] = {
     cls.ENV_ID: cls
-    for cls in (TorchCartPole, TorchAcrobot, TorchPendulum, TorchMountainCarContinuous)
+    for cls in (
+        TorchCartPole,
+        TorchCartPoleNoVel,
+        TorchAcrobot,
+        TorchPendulum,
+        TorchMountainCarContinuous,
+    )
 }
 TORCH_ENV_IDS: tuple[str, ...] = tuple(_ENV_CLASSES)
 

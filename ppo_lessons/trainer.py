@@ -48,6 +48,8 @@ from ppo_lessons.envs import (
     resolve_device,
 )
 from ppo_lessons.history import LOSS_METRICS, HistoryRow, history_row
+from ppo_lessons.memory import collect_sequences, recurrent_update
+from ppo_lessons.memory import sequence_replay_error as replay_error_of_sequences
 from ppo_lessons.networks import ActorCritic
 from ppo_lessons.rollout import gae_from_buffer
 from ppo_lessons.trainer_config import PPOConfig
@@ -63,7 +65,7 @@ from ppo_lessons.trainer_run import (  # the run's state and its start
     start_run,
     update_settings,
 )
-from ppo_lessons.update import UpdateSettings
+from ppo_lessons.update import Batch, UpdateSettings
 
 __all__ = [
     "LivePlot",
@@ -136,10 +138,16 @@ def learning_rate_at(
 def collect_rollout(run: Run, buffer: RolloutBuffer) -> None:
     """T steps of N envs into `buffer`, continuing from `run.obs`: the run's
     `collect_rollout(agent, envs, buffer, obs, generator)` (exercise 7.1; the
-    reference is `ppo_lessons.rollout.collect_rollout`)."""
-    run.obs = run.functions.collect_rollout(
-        run.agent, run.envs, buffer, run.obs, run.generator
-    )
+    reference is `ppo_lessons.rollout.collect_rollout`), or with a recurrent
+    policy the rollout that also keeps its memory (`ppo_lessons.memory`)."""
+    if run.memory is not None:
+        run.obs = collect_sequences(
+            run.agent, run.envs, buffer, run.obs, run.memory, run.generator
+        )
+    else:
+        run.obs = run.functions.collect_rollout(
+            run.agent, run.envs, buffer, run.obs, run.generator
+        )
     run.global_step += buffer.num_steps * buffer.num_envs
 
 
@@ -154,14 +162,33 @@ UpdatePhase = Callable[
 def update_phase(
     run: Run, buffer: RolloutBuffer, settings: UpdateSettings
 ) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
-    """GAE over the rollout, then the PPO update: (metrics, returns)."""
-    config, fns = run.config, run.functions
+    """GAE over the rollout, then the PPO update: (metrics, returns). Before the
+    update's first step, the ratio-is-one check: `replay_error` (lesson 11)."""
+    config, fns, agent = run.config, run.functions, run.agent
     advantages, returns = gae_from_buffer(
         buffer, config.gamma, config.gae_lambda, fns.compute_gae
     )
-    batch = buffer.flatten(advantages, returns)
-    metrics = fns.ppo_update(run.agent, run.optimizer, batch, settings, run.generator)
-    return metrics, returns
+    if run.memory is not None:  # whole sequences, replayed (ppo_lessons.memory)
+        error = replay_error_of_sequences(agent, buffer)
+        metrics = recurrent_update(
+            agent, run.optimizer, buffer, advantages, returns, settings,
+            run.generator, fns.update,
+        )  # fmt: skip
+    else:
+        batch = buffer.flatten(advantages, returns)
+        error = replay_error(agent, batch)
+        metrics = fns.ppo_update(agent, run.optimizer, batch, settings, run.generator)
+    return {**metrics, "replay_error": error}, returns
+
+
+@torch.no_grad()
+def replay_error(agent: ActorCritic, batch: Batch) -> torch.Tensor:
+    """The ratio-is-one check: max |log π_θ(a|s) − log π stored by the rollout| over
+    the batch, before any gradient step (a 0-d tensor, read with the metrics). ~1e-7
+    when the update sees what the rollout saw; more when the stored log-probs are of
+    other actions or observations (a rollout bug)."""
+    new_log_probs = agent.log_prob(agent.policy(batch.obs), batch.actions)
+    return (new_log_probs - batch.log_probs).abs().max()
 
 
 # ---------------------------------------------------------------- phase 4: log
@@ -385,12 +412,15 @@ def evaluate(
     obs, _ = envs.reset(seed=seed)
     totals = np.zeros(episodes)
     running = np.ones(episodes, dtype=bool)
+    policy = agent.acting(deterministic)
+    starts = torch.ones(episodes, dtype=torch.bool, device=device)
     while running.any():
-        actions = agent.act(obs_to_tensor(obs, device), deterministic)
+        actions = policy(obs_to_tensor(obs, device), starts)
         step = envs.step(actions_to_env(actions, envs))
         obs, rewards, terminated, truncated, _ = step
         totals += np.where(running, rewards, 0.0)
         running &= ~(terminated | truncated)
+        starts = torch.as_tensor(terminated | truncated, device=device)
     envs.close()
     agent.train(was_training)
     return totals

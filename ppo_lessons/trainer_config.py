@@ -211,6 +211,14 @@ class PPOConfig:
     activation: str = setting(
         "tanh", choice("tanh", "relu"), "Hidden-layer activation."
     )
+    recurrent: str = setting(
+        "none",
+        choice("none", "gru"),
+        "'gru': a policy with memory (an encoder of hidden_sizes, a GRU cell of the "
+        "last width, the heads on its hidden state; lesson 11) for partially observed "
+        "tasks such as CartPoleNoVel-v1; minibatches are whole env sequences, so "
+        "num_minibatches must divide num_envs.",
+    )
     shared_network: bool = setting(
         False,
         BOOL,
@@ -275,6 +283,7 @@ class PPOConfig:
                 )
         self._check_backend()
         self._check_sizes()
+        self._check_recurrent()
 
     def _check_backend(self) -> None:
         if self.env_backend != "torch":
@@ -289,6 +298,22 @@ class PPOConfig:
             raise ValueError(
                 "PPOConfig.async_envs = True is not allowed with env_backend='torch' "
                 "(the batched env steps all envs in one call); set async_envs=False"
+            )
+
+    def _check_recurrent(self) -> None:
+        if self.recurrent == "none":
+            return
+        if self.num_envs % self.num_minibatches:
+            raise ValueError(
+                f"PPOConfig.num_minibatches = {self.num_minibatches} must divide "
+                f"num_envs = {self.num_envs} with recurrent={self.recurrent!r} (a "
+                "minibatch is a set of whole env sequences)"
+            )
+        if self.shared_network:
+            raise ValueError(
+                f"PPOConfig.shared_network = True is not allowed with recurrent="
+                f"{self.recurrent!r} (the policy and the critic already share the "
+                "encoder and the core); set shared_network=False"
             )
 
     def _check_sizes(self) -> None:

@@ -195,8 +195,10 @@ def episode_frames(
     device = next(agent.parameters()).device
     obs, _ = env.reset(seed=seed)
     frames = [env.render()]
-    for _ in range(max_steps):
-        action = agent.act(obs_to_tensor(obs[None], device), deterministic)
+    policy = agent.acting(deterministic)
+    starts = torch.ones(1, dtype=torch.bool, device=device)
+    for step in range(max_steps):
+        action = policy(obs_to_tensor(obs[None], device), starts & (step == 0))
         obs, _, terminated, truncated, _ = env.step(actions_to_env(action, env)[0])
         frames.append(env.render())
         if terminated or truncated:

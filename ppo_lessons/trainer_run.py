@@ -37,6 +37,7 @@ from ppo_lessons.envs import (
 )
 from ppo_lessons.functions import TrainerFunctions, trainer_functions
 from ppo_lessons.history import HistoryRow
+from ppo_lessons.memory import Memory, RecurrentActorCritic, SequenceBuffer
 from ppo_lessons.networks import ActorCritic, NetworksFn, actor_critic_networks
 from ppo_lessons.normalize import RewardScaler
 from ppo_lessons.speed import FlatAdam
@@ -76,6 +77,7 @@ class Run:
     obs: torch.Tensor  # (N, *O) normalized observations the next step starts from
     functions: TrainerFunctions  # the lesson functions this run calls
     run_id: str
+    memory: Memory | None = None  # a recurrent policy's state between rollouts
     global_step: int = 0
     update: int = 0
     elapsed: float = 0.0  # wall seconds of training before this session
@@ -100,6 +102,7 @@ class Run:
             "next_obs": self.envs.raw_obs,  # raw: normalized again on resume
             "episode_return": self.envs.episodes.returns,
             "episode_length": self.envs.episodes.lengths,
+            "memory": None if self.memory is None else vars(self.memory).copy(),
             "global_step": self.global_step,
             "update": self.update,
             "elapsed": self.elapsed,
@@ -122,6 +125,11 @@ class Run:
             self.envs.raw_obs = state["next_obs"].to(self.device)
             self.envs.episodes.returns = state["episode_return"].to(self.device)
             self.envs.episodes.lengths = state["episode_length"].to(self.device)
+            if self.memory is not None:
+                saved = state["memory"]
+                self.memory = Memory(
+                    saved["hidden"].to(self.device), saved["starts"].to(self.device)
+                )
         self.obs = self.agent.normalize(self.envs.raw_obs)  # the saved statistics
         self.run_id = state["run_id"]
         self.global_step, self.update = state["global_step"], state["update"]
@@ -168,6 +176,15 @@ def start_run(
     """A fresh run: seeded networks, optimizer, envs reset with `config.seed`;
     `functions` as `train` takes them."""
     fns = trainer_functions(functions)
+    if config.recurrent != "none":
+        feed_forward = [n for n in ("collect_rollout", "ppo_update") if n in fns.own]
+        if feed_forward:
+            raise ValueError(
+                f"functions {', '.join(feed_forward)} (exercises 7.1, 7.2) are "
+                f"feed-forward; with recurrent={config.recurrent!r} the trainer uses "
+                "ppo_lessons.memory's rollout and update (give replay_sequence, the "
+                "loss and its pieces instead)"
+            )
     device = resolve_device(config.device)
     torch.manual_seed(config.seed)  # the networks' initial weights
     envs = make_envs(config)
@@ -176,6 +193,7 @@ def start_run(
         envs.single_observation_space,
         envs.single_action_space,
         networks=fns.actor_critic_networks,
+        replay=fns.replay_sequence,
     )
     agent.to(device)
     agent.use_functions(fns.gaussian_log_prob, fns.categorical_entropy)
@@ -191,6 +209,7 @@ def start_run(
     scaler = RewardScaler(N, config.gamma).to(device) if config.norm_reward else None
     rollout_envs = RolloutEnvs(envs, agent, device, scaler)
     obs = rollout_envs.reset(seed=config.seed)
+    recurrent = isinstance(agent, RecurrentActorCritic)
     return Run(
         config=config,
         envs=rollout_envs,
@@ -201,6 +220,7 @@ def start_run(
         obs=obs,
         functions=fns,
         run_id=new_run_id(),
+        memory=Memory.fresh(agent, N) if recurrent else None,
     )
 
 
@@ -222,18 +242,20 @@ def make_agent(
     observation_space: gym.Space,
     action_space: gym.Space,
     networks: NetworksFn = actor_critic_networks,
+    replay: Callable | None = None,
 ) -> ActorCritic:
     """The actor-critic for these spaces, built as `config` says; its separate actor
-    and critic come from `networks` (Exercise 5.3's contract)."""
+    and critic come from `networks` (Exercise 5.3's contract). With
+    `config.recurrent = "gru"` a `RecurrentActorCritic` (lesson 11) whose update
+    replays with `replay` (Exercise 11.1's contract; default the reference)."""
     check_spaces(observation_space, action_space)
     discrete = isinstance(action_space, gym.spaces.Discrete)
-    return ActorCritic(
+    common = dict(
         obs_dim=observation_space.shape[0],
         action_dim=int(action_space.n) if discrete else action_space.shape[0],
         discrete=discrete,
         hidden_sizes=config.hidden_sizes,
         activation=config.activation,
-        shared=config.shared_network,
         ortho_init=config.ortho_init,
         init_log_std=config.init_log_std,
         init_value=config.init_value,
@@ -241,6 +263,11 @@ def make_agent(
         squash_to=squash_bounds(config, action_space),
         networks=networks,
     )
+    if config.recurrent == "gru":
+        if replay is not None:
+            common["replay_fn"] = replay
+        return RecurrentActorCritic(**common)
+    return ActorCritic(shared=config.shared_network, **common)
 
 
 def squash_bounds(
@@ -279,7 +306,7 @@ def rollout_buffer(
     """T x (members · N) storage for the actions of `agent` (an `ActorCritic`, or a
     population's batched network with its `members`; rows ordered (member, env))."""
     action_shape = () if agent.discrete else (agent.action_dim,)
-    return RolloutBuffer(
+    shapes = (
         config.num_steps,
         members * config.num_envs,
         tuple(observation_space.shape),
@@ -287,6 +314,9 @@ def rollout_buffer(
         agent.discrete,
         device,
     )
+    if isinstance(agent, RecurrentActorCritic):  # plus what a replay needs
+        return SequenceBuffer(*shapes, hidden_size=agent.hidden_size)
+    return RolloutBuffer(*shapes)
 
 
 def update_settings(config: PPOConfig) -> UpdateSettings:

@@ -21,7 +21,7 @@ that only accepts bool flags is called with bool flags instead.
 Instructors can add hidden cases: `check_compute_gae(fn, extra_cases=[{...}])`, where
 each case is a dict of the function's arguments by name (see `ppo_lessons.grade`).
 
-One module per lesson (`lesson01` ... `lesson10`; `lesson06_update` and
+One module per lesson (`lesson01` ... `lesson11`; `lesson06_update` and
 `lesson06_minibatches` for 6.2 and 6.3, `lesson07_rollout` for 7.1) holds its checks
 and the typical mistakes they recognise; `harness` holds what they share. Every check is exported
 here: `from ppo_lessons.checks import check_compute_gae`.
@@ -59,6 +59,7 @@ from ppo_lessons.checks.lesson10 import (
     check_masked_whiten,
     check_token_loss,
 )
+from ppo_lessons.checks.lesson11 import check_replay_sequence
 
 __all__ = [
     "check_actor_critic_networks",
@@ -79,6 +80,7 @@ __all__ = [
     "check_ppo_loss",
     "check_ppo_update",
     "check_probability_ratio",
+    "check_replay_sequence",
     "check_surrogate_objective",
     "check_token_loss",
     "check_value_loss",

@@ -138,6 +138,7 @@ NOTEBOOKS = {  # lesson -> its notebook (the student's and the solution's share 
     7: "07_the_full_trainer.ipynb",
     9: "09_scaling_up.ipynb",
     10: "10_ppo_on_a_language_model.ipynb",
+    11: "11_memory.ipynb",
 }
 
 

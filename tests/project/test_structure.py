@@ -28,7 +28,9 @@ LONG_FUNCTIONS_ALLOWED = {"ppo_lessons.trainer.train"}  # the loop, read top to 
 # - the batched tensor envs sit with the trainer (07), which selects them with
 #   env_backend="torch"; lesson 09 derives their CartPole step (checks.lesson09);
 # - lesson 06's ratio-spread explorer steps a rollout the trainer collects, so it
-#   sits on the trainer's floor (07); lesson 06's notebook imports the trainer too.
+#   sits on the trainer's floor (07); lesson 06's notebook imports the trainer too;
+# - the recurrent policy (memory) sits with the trainer (07), which selects it with
+#   recurrent="gru"; lesson 11 derives its replay (checks.lesson11).
 COURSE, TOOLS = -1, 99
 FLOORS = {
     COURSE: """ppo_lessons validate progress plotting exercises cells speed history
@@ -43,12 +45,14 @@ FLOORS = {
         checks.lesson06_minibatches""",
     7: """buffer rollout trainer trainer_run trainer_config trainer_display functions checkpoint
         probes presets torch_envs torch_vector_env widgets.ratio_spread
-        checks.lesson07 checks.lesson07_rollout""",
+        checks.lesson07 checks.lesson07_rollout memory memory.replay memory.network
+        memory.rollout memory.update""",
     8: "experiments.flaws",
     9: """population population.envs population.members population.network
         population.random population.trainer population.update checks.lesson09""",
     10: """language language.task language.tokens language.model language.pretrain
         language.finetune language.plots checks.lesson10""",
+    11: "checks.lesson11",
     TOOLS: """checks widgets experiments experiments.records experiments.intervals
         experiments.variants experiments.figures notebook train language.__main__
         grade release grading grading.child grading.classroom grading.cli

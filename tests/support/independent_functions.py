@@ -38,6 +38,7 @@ __all__ = [
     "ppo_loss_terms",
     "ppo_update",
     "probability_ratio",
+    "replay_sequence",
     "value_loss",
 ]
 
@@ -55,6 +56,7 @@ FUNCTION_NAMES = (
     "minibatch_indices",
     "collect_rollout",
     "ppo_update",
+    "replay_sequence",
 )
 LOG_TWO_PI = math.log(2.0 * math.pi)
 
@@ -365,3 +367,21 @@ def ppo_update(
     device = batch.obs.device
     means["epochs"] = torch.tensor(epochs, device=device)
     return means
+
+
+# ---------------------------------------------------------------- lesson 11
+
+
+def replay_sequence(
+    core: Any, inputs: torch.Tensor, starts: torch.Tensor, initial_hidden: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Exercise 11.1: the hidden state after each step, reset to zeros before the
+    first step of an episode (written with torch.where and a preallocated output)."""
+    steps = inputs.shape[0]
+    outputs = inputs.new_zeros(steps, *initial_hidden.shape)
+    hidden = initial_hidden
+    for t in range(steps):
+        fresh = starts[t].reshape(-1, 1)
+        hidden = core(inputs[t], torch.where(fresh, torch.zeros_like(hidden), hidden))
+        outputs[t] = hidden
+    return outputs, hidden

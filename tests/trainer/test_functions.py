@@ -136,7 +136,10 @@ GIVEN = {
         "compute_gae",
     ),
 }
-UNUSED = {"CartPole-v1": "gaussian_log_prob", "Pendulum-v1": "categorical_entropy"}
+UNUSED = {  # Box or Discrete actions only; the replay in recurrent runs only
+    "CartPole-v1": {"gaussian_log_prob", "replay_sequence"},
+    "Pendulum-v1": {"categorical_entropy", "replay_sequence"},
+}
 
 
 @pytest.mark.parametrize("given", list(GIVEN))
@@ -161,9 +164,33 @@ def test_trainer_calls_every_function_it_is_given(
     )
     result = train(config, functions=functions, progress=False)
     assert len(result.history) == 2
-    expected = set(GIVEN[given]) - {UNUSED[env_id]}
+    expected = set(GIVEN[given]) - UNUSED[env_id]
     assert {name for name in expected if calls[name] == 0} == set()
     assert calls["compute_gae"] == 2  # once after each rollout
+
+
+def test_a_recurrent_run_calls_every_function_it_is_given(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # catches: a recurrent update that replays with the reference instead of the
+    # given replay_sequence, or skips the given loss, minibatches or GAE
+    calls = count_calls(monkeypatch)
+    feed_forward = {"ppo_update", "collect_rollout", "gaussian_log_prob"}
+    given = [name for name in own.FUNCTION_NAMES if name not in feed_forward]
+    config = preset(
+        "CartPoleNoVel-v1", seed=0, num_envs=4, num_steps=16, total_steps=128,
+        update_epochs=2, num_minibatches=2, clip_vloss=True, target_kl=1.0,
+        ent_coef=0.01,
+    )  # fmt: skip
+    result = train(
+        config, functions={n: getattr(own, n) for n in given}, progress=False
+    )
+    assert len(result.history) == 2
+    assert {name for name in given if calls[name] == 0} == set()
+    # per update: the ratio-is-one check, then 2 epochs x 2 minibatches
+    assert calls["replay_sequence"] == 2 * (1 + 2 * 2)
+    with pytest.raises(ValueError, match="ppo_update .* are feed-forward"):
+        train(config, functions={"ppo_update": own.ppo_update}, progress=False)
 
 
 def test_the_flipped_loss_differs_only_in_the_policy_sign() -> None:

@@ -34,6 +34,7 @@ WIDE_STATES = {
     "Pendulum-v1": [(-12.0, 12.0), (-8.0, 8.0)],
     "MountainCarContinuous-v0": [(-1.2, 0.6), (-0.07, 0.07)],
 }
+WIDE_STATES["CartPoleNoVel-v1"] = WIDE_STATES["CartPole-v1"]  # observes (x, θ)
 # [low, high) of each state component at reset, from Gymnasium's `reset` methods
 INITIAL_BOUNDS = {
     "CartPole-v1": [(-0.05, 0.05)] * 4,
@@ -41,6 +42,7 @@ INITIAL_BOUNDS = {
     "Pendulum-v1": [(-math.pi, math.pi), (-1.0, 1.0)],
     "MountainCarContinuous-v0": [(-0.6, -0.4), (0.0, 0.0)],
 }
+INITIAL_BOUNDS["CartPoleNoVel-v1"] = INITIAL_BOUNDS["CartPole-v1"]
 
 
 def _uniform_states(env_id: str, n: int, generator: torch.Generator) -> torch.Tensor:

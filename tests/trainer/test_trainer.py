@@ -75,6 +75,7 @@ BAD_VALUES = {
     "vf_coef": float("nan"),
     "hidden_sizes": (0,),
     "activation": "gelu",
+    "recurrent": "lstm",
     "shared_network": 0,
     "ortho_init": "True",
     "init_log_std": 100.0,
@@ -109,6 +110,11 @@ def test_cross_field_sizes_are_checked():
         PPOConfig(num_envs=4, num_steps=32, num_minibatches=3)
     with pytest.raises(ValueError, match="total_steps = 100"):
         PPOConfig(total_steps=100)
+    # a recurrent minibatch is whole env sequences: 3 minibatches of 4 envs cannot be
+    with pytest.raises(ValueError, match="must divide num_envs = 4 with recurrent"):
+        PPOConfig(num_envs=4, num_steps=48, num_minibatches=3, recurrent="gru")
+    with pytest.raises(ValueError, match="shared_network = True is not allowed"):
+        PPOConfig(recurrent="gru", shared_network=True)
 
 
 def test_config_is_frozen_and_round_trips():
