@@ -3,6 +3,7 @@
     python bench/doctor_calibration.py record cartpole-torch --seeds 1 2 3 --out runs.json
     python bench/doctor_calibration.py record broken --out broken.json
     python bench/doctor_calibration.py report runs.json ... --png docs/img/doctor_calibration.png
+    python bench/doctor_calibration.py replay-noise
 
 `record` trains runs and stores the per-update metrics the doctor reads (columns, 4
 significant digits, NaN as null: the format of the tests/data/doctor_*.json files):
@@ -10,8 +11,14 @@ significant digits, NaN as null: the format of the tests/data/doctor_*.json file
 - cartpole-torch: CartPole-v1 with the CLI's defaults on the batched torch env, one
   population (`ppo_lessons.population.train_population`) of all the seeds;
 - cartpole-gym: the same settings on Gymnasium's vector env, one `train` per seed;
-- acrobot, pendulum: the presets on the torch env (one population each), with the
-  budget of `--total-steps`;
+- cli-torch: what the CLI trains with `--env-backend torch` and no other flag, the
+  batched env's fast CartPole-v1 settings (`ppo_lessons.presets.FAST_PRESETS`, 150,000
+  steps unless `--total-steps` says otherwise), one population of all the seeds;
+- acrobot, pendulum, mountaincar-continuous: the presets on the torch env (one
+  population each; the fast settings where there are some), with the preset's budget
+  unless `--total-steps` says otherwise;
+- mountaincar: the MountainCar-v0 preset on Gymnasium's vector env (it has no batched
+  env), one `train` per seed;
 - broken: CartPole-v1 on the torch env, seed 1, each run broken in one way: learning
   rate 100x too high and 1000x too low, 1000 epochs per update (8 updates, the learning
   rate not annealed), vf_coef 0, clip range 0.001, and the entropy bonus added with
@@ -21,7 +28,8 @@ significant digits, NaN as null: the format of the tests/data/doctor_*.json file
 prints a table of the healthy runs' range against the threshold and the findings of
 every run; with `--png` it draws one panel per statistic (healthy runs as dots, broken
 runs as crosses, the threshold as a line). Every run takes one torch thread unless
-`--torch-threads` says otherwise.
+`--torch-threads` says otherwise. `replay-noise` measures the replay error
+(`replay_mismatch`) of float32 recomputation and of a recurrent policy replayed wrongly.
 """
 
 from __future__ import annotations
@@ -40,7 +48,7 @@ from ppo_lessons.doctor import diagnose  # noqa: E402
 
 FIELDS = (
     "update", "episodic_return", "episodic_length", "approx_kl", "clip_fraction",
-    "entropy", "explained_variance", "value_loss", "policy_loss",
+    "entropy", "explained_variance", "value_loss", "policy_loss", "replay_error",
 )  # fmt: skip
 
 
@@ -52,7 +60,9 @@ def compact(history: list[dict]) -> dict[str, list]:
             return v
         return None if not math.isfinite(v) else float(f"{v:.4g}")
 
-    return {k: [number(row[k]) for row in history] for k in FIELDS}
+    # replay_error only where the trainer wrote it (a null would read as a NaN)
+    fields = [k for k in FIELDS if k != "replay_error" or k in history[0]]
+    return {k: [number(row[k]) for row in history] for k in fields}
 
 
 def rows(columns: dict[str, list] | list[dict]) -> list[dict]:
@@ -82,11 +92,14 @@ def run_record(name: str, result_history, config, **extra) -> dict:
     }
 
 
-def record_population(config, seeds, variants=None, name=None) -> list[dict]:
+def record_population(config, seeds, variants=None, name=None, **extra) -> list[dict]:
     from ppo_lessons.population import train_population
 
     result = train_population(config, seeds, variants, progress=False)
-    return [run_record(name or m.variant, m.history, m.config) for m in result.members]
+    return [
+        run_record(name or m.variant, m.history, m.config, **extra)
+        for m in result.members
+    ]
 
 
 def wrong_sign_ppo_loss(*args):
@@ -102,7 +115,7 @@ WRONG_SIGN = "entropy bonus, wrong sign (0.5)"
 
 
 def record(group, seeds, total_steps, threads, only=()):
-    from ppo_lessons.presets import preset
+    from ppo_lessons.presets import FAST_PRESETS, preset
     from ppo_lessons.trainer import train
     from ppo_lessons.trainer_config import PPOConfig
 
@@ -112,7 +125,7 @@ def record(group, seeds, total_steps, threads, only=()):
             env_id="CartPole-v1", env_backend="torch",
             total_steps=total_steps or 200_000, **common,
         )  # fmt: skip
-        return record_population(config, seeds, name="healthy")
+        return record_population(config, seeds, name="healthy", settings="defaults")
     if group == "cartpole-gym":
         out = []
         for seed in seeds:
@@ -120,16 +133,37 @@ def record(group, seeds, total_steps, threads, only=()):
                 env_id="CartPole-v1", seed=seed, total_steps=total_steps or 200_000,
                 **common,
             )  # fmt: skip
-            out.append(
-                run_record("healthy", train(config, progress=False).history, config)
-            )
+            history = train(config, progress=False).history
+            out.append(run_record("healthy", history, config, settings="CLI defaults"))
         return out
-    if group in ("acrobot", "pendulum"):
-        env_id = {"acrobot": "Acrobot-v1", "pendulum": "Pendulum-v1"}[group]
+    if group == "cli-torch":  # `--env-backend torch` starts from FAST_PRESETS
+        config = preset("CartPole-v1", env_backend="torch", **common)
+        if total_steps:
+            config = config.replace(total_steps=total_steps)
+        return record_population(
+            config, seeds, name="healthy", settings="CLI defaults (fast preset)"
+        )
+    if group in ("acrobot", "pendulum", "mountaincar-continuous"):
+        env_id = {
+            "acrobot": "Acrobot-v1",
+            "pendulum": "Pendulum-v1",
+            "mountaincar-continuous": "MountainCarContinuous-v0",
+        }[group]
         config = preset(env_id, env_backend="torch", **common)
         if total_steps:
             config = config.replace(total_steps=total_steps)
-        return record_population(config, seeds, name="healthy")
+        fast = env_id in FAST_PRESETS
+        settings = "fast preset" if fast else "preset"
+        return record_population(config, seeds, name="healthy", settings=settings)
+    if group == "mountaincar":  # no batched env: Gymnasium's, one run per seed
+        out = []
+        for seed in seeds:
+            config = preset("MountainCar-v0", seed=seed, **common)
+            if total_steps:
+                config = config.replace(total_steps=total_steps)
+            history = train(config, progress=False).history
+            out.append(run_record("healthy", history, config, settings="preset"))
+        return out
     if group == "broken":
         steps = total_steps or 10_240
         base = PPOConfig(
@@ -267,6 +301,39 @@ def rule_statistics(history: list[dict]) -> dict[str, float]:
     return out
 
 
+def preset_label(run: dict) -> str:
+    """Which settings a stored run trained with, its env, backend and budget: the
+    rows of the report's false alarms by preset."""
+    backend = run.get("env_backend", "gymnasium")
+    settings = run.get("settings", "preset")
+    steps = run.get("total_steps") or run.get("steps")
+    return f"{run['env_id']} ({backend}), {settings}, {steps:,} steps"
+
+
+def late_return(history: list[dict]) -> float:
+    """Mean episodic return of the last quarter of the updates in which episodes
+    ended (nan when none did)."""
+    ret = [r.get("episodic_return") for r in history]
+    ret = [v for v in ret if isinstance(v, int | float) and math.isfinite(v)]
+    late = ret[-max(1, len(ret) // 4) :]
+    return sum(late) / len(late) if late else math.nan
+
+
+def seed_ranges(seeds) -> str:
+    """1 2 3 5 -> '1-3, 5'."""
+    out, run = [], []
+    for seed in sorted(s for s in seeds if s is not None):
+        if run and seed == run[-1] + 1:
+            run.append(seed)
+            continue
+        if run:
+            out.append(f"{run[0]}-{run[-1]}" if len(run) > 1 else str(run[0]))
+        run = [seed]
+    if run:
+        out.append(f"{run[0]}-{run[-1]}" if len(run) > 1 else str(run[0]))
+    return ", ".join(out)
+
+
 def report(paths: list[str], png: str | None) -> None:
     runs = []
     for path in paths:
@@ -279,10 +346,13 @@ def report(paths: list[str], png: str | None) -> None:
             runs.append(
                 {
                     "label": f"{run['env_id']} ({run.get('env_backend', 'gymnasium')})",
+                    "preset": preset_label(run),
                     "name": run["name"],
                     "healthy": run["name"] == "healthy",
                     "stats": rule_statistics(history),
                     "findings": [f.problem for f in diagnose(history)],
+                    "seed": run.get("seed"),
+                    "late_return": late_return(history),
                 }
             )
     thresholds = THRESHOLDS
@@ -298,6 +368,22 @@ def report(paths: list[str], png: str | None) -> None:
             spread = "-"
         print(f"| {key} | {side} | {spread} | {threshold:g} |")
     alarms = [r for r in healthy if r["findings"]]
+    # with k of n runs named, the rate's one-sided 95% upper bound; for k = 0 it is
+    # 1 - 0.05^(1/n) (the rule of three: about 3/n)
+    print(
+        "\n| healthy runs | seeds | runs | named | rate ruled out (95%) | last-quarter "
+        "return |\n| --- | --- | ---: | ---: | ---: | --- |"
+    )
+    for label in sorted({r["preset"] for r in healthy}):
+        group = [r for r in healthy if r["preset"] == label]
+        named = sum(bool(r["findings"]) for r in group)
+        bound = f"above {1 - 0.05 ** (1 / len(group)):.1%}" if not named else "-"
+        ret = [r["late_return"] for r in group if math.isfinite(r["late_return"])]
+        spread = f"{min(ret):.4g} to {max(ret):.4g}" if ret else "-"
+        print(
+            f"| {label} | {seed_ranges(r['seed'] for r in group)} | {len(group)} | "
+            f"{named} | {bound} | {spread} |"
+        )
     print(f"\nfalse alarms: {len(alarms)} of {len(healthy)} healthy runs")
     for r in alarms:
         print(f"  {r['label']}: {r['findings']}")
@@ -373,13 +459,90 @@ def draw(runs, thresholds, png: str) -> None:
     print(f"wrote {png}")
 
 
+def replay_noise(seed: int = 0) -> dict[str, float]:
+    """The largest |log π recomputed − log π stored| of a rollout when nothing is wrong
+    (float32, same parameters, other batch shapes) and when a recurrent policy is
+    replayed wrongly: what REPLAY_TOLERANCE sits between.
+
+    Categorical (4 -> 2) and Gaussian (17 -> 6) MLP policies: log π of 2048 samples
+    in one batch, recomputed in shuffled minibatches of 64. A GRU policy (4 -> 64 ->
+    2) stepped through 128 steps of 8 envs one step at a time, as a rollout does,
+    then replayed as whole sequences: from the rollout's initial state (zeros), from
+    another initial state, and with the time and env axes mixed."""
+    import torch
+
+    torch.manual_seed(seed)
+    nn = torch.nn
+    out = {}
+    for name, (n_in, n_out) in {"categorical": (4, 2), "gaussian": (17, 6)}.items():
+        net = nn.Sequential(
+            nn.Linear(n_in, 64), nn.Tanh(), nn.Linear(64, 64), nn.Tanh(),
+            nn.Linear(64, n_out),
+        )  # fmt: skip
+
+        def log_prob(x, a, net=net, name=name, n_out=n_out):
+            if name == "categorical":
+                return torch.distributions.Categorical(logits=net(x)).log_prob(a)
+            normal = torch.distributions.Normal(net(x), 0.5 * torch.ones(n_out))
+            return normal.log_prob(a).sum(-1)
+
+        with torch.no_grad():
+            obs = 3 * torch.randn(2048, n_in)
+            logits = net(obs)
+            if name == "categorical":
+                actions = torch.distributions.Categorical(logits=logits).sample()
+            else:
+                actions = logits + 0.5 * torch.randn_like(logits)
+            stored = log_prob(obs, actions)
+            again = torch.empty_like(stored)
+            order = torch.randperm(2048)
+            for k in range(0, 2048, 64):
+                idx = order[k : k + 64]
+                again[idx] = log_prob(obs[idx], actions[idx])
+        out[f"{name} MLP, minibatches of 64"] = (again - stored).abs().max().item()
+    gru, head = nn.GRU(4, 64), nn.Linear(64, 2)
+    steps, envs = 128, 8
+    with torch.no_grad():
+        obs, h = torch.randn(steps, envs, 4), torch.zeros(1, envs, 64)
+        stored, actions = [], []
+        for t in range(steps):
+            y, h = gru(obs[t : t + 1], h)
+            dist = torch.distributions.Categorical(logits=head(y[0]))
+            actions.append(dist.sample())
+            stored.append(dist.log_prob(actions[-1]))
+        stored, actions = torch.stack(stored), torch.stack(actions)
+        replays = {
+            "GRU replayed from its initial state": (obs, torch.zeros(1, envs, 64)),
+            "GRU replayed from another initial state": (
+                obs, 0.5 * torch.randn(1, envs, 64),
+            ),
+            "GRU replayed with time and env axes mixed": (
+                obs.transpose(0, 1).reshape(steps, envs, 4), torch.zeros(1, envs, 64),
+            ),
+        }  # fmt: skip
+        for name, (x, h0) in replays.items():
+            logits = head(gru(x, h0)[0])
+            again = torch.distributions.Categorical(logits=logits).log_prob(actions)
+            out[name] = (again - stored).abs().max().item()
+    return out
+
+
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
     rec = sub.add_parser("record", help="train runs and store their histories")
     rec.add_argument(
         "group",
-        choices=["cartpole-torch", "cartpole-gym", "acrobot", "pendulum", "broken"],
+        choices=[
+            "cartpole-torch",
+            "cartpole-gym",
+            "cli-torch",
+            "acrobot",
+            "pendulum",
+            "mountaincar",
+            "mountaincar-continuous",
+            "broken",
+        ],  # fmt: skip
     )
     rec.add_argument("--seeds", type=int, nargs="+", default=[1])
     rec.add_argument("--total-steps", type=int, default=None)
@@ -389,7 +552,13 @@ def main(argv=None) -> None:
     rep = sub.add_parser("report", help="rule statistics of stored runs")
     rep.add_argument("paths", nargs="+")
     rep.add_argument("--png", default=None)
+    sub.add_parser("replay-noise", help="the replay error with and without a bug")
     args = parser.parse_args(argv)
+    if args.command == "replay-noise":
+        for name, error in replay_noise().items():
+            print(f"{name}: {error:.2g}")
+        print(f"REPLAY_TOLERANCE: {doctor.REPLAY_TOLERANCE:g}")
+        return
     if args.command == "record":
         runs = record(
             args.group, args.seeds, args.total_steps, args.torch_threads, args.only

@@ -49,39 +49,77 @@ def test_cli_defaults_seed_5_is_quiet():
 
 
 # the held-out runs: seeds that set no threshold (the calibration read seeds 1-6 of
-# CartPole-v1 on the torch env, the CLI's seed 5 on Gymnasium's, seed 1 of Acrobot-v1
-# and Pendulum-v1, and the preset histories of tests/doctor/test_presets_doctor.py)
+# CartPole-v1 with the trainer's defaults on the torch env, the CLI's seed 5 on
+# Gymnasium's, seed 1 of Acrobot-v1 and Pendulum-v1, and the preset histories of
+# tests/doctor/test_presets_doctor.py)
 HELD_OUT = load("doctor_healthy_held_out.json")
 CALIBRATION_SEEDS = {
     ("CartPole-v1", "torch"): range(1, 7),
     ("CartPole-v1", "gymnasium"): [5],
     ("Acrobot-v1", "torch"): [1],
     ("Pendulum-v1", "torch"): [1],
+    ("MountainCarContinuous-v0", "torch"): [],
+    ("MountainCar-v0", "gymnasium"): [],
 }
+
+
+def held_out_param(run: dict):
+    """A run the doctor still names is a known false alarm (`known_alarm`), kept as
+    a strict xfail: the day a rule stops naming it, the test says so."""
+    if "known_alarm" not in run:
+        return run
+    reason = f"known false alarm: {run['known_alarm']} (docs/doctor.md)"
+    return pytest.param(run, marks=pytest.mark.xfail(strict=True, reason=reason))
 
 
 @pytest.mark.parametrize(
     "run",
-    HELD_OUT,
-    ids=lambda run: f"{run['env_id']}-{run['env_backend']}-seed{run['seed']}",
+    [held_out_param(run) for run in HELD_OUT],
+    ids=lambda run: (
+        f"{run['env_id']}-{run['env_backend']}-{run['total_steps']}-seed{run['seed']}"
+    ),
 )
 def test_held_out_healthy_run_is_quiet(run):
     assert run["seed"] not in CALIBRATION_SEEDS[run["env_id"], run["env_backend"]]
     assert diagnose(rows(run)) == []
 
 
+def held_out(env_id: str, backend: str, settings: str) -> list[dict]:
+    return [
+        r
+        for r in HELD_OUT
+        if (r["env_id"], r["env_backend"], r["settings"]) == (env_id, backend, settings)
+    ]
+
+
 def test_the_held_out_set_covers_the_cli_defaults_on_both_backends():
-    """CartPole-v1 with the CLI's defaults (200,000 steps, 781 updates) on both
-    backends, shorter CartPole-v1 runs, and the presets of Acrobot-v1 and
-    Pendulum-v1."""
-    full = [r for r in HELD_OUT if len(r["history"]["update"]) == 781]
-    assert {r["env_backend"] for r in full} == {"torch", "gymnasium"}
-    assert len(full) >= 15
-    assert {r["env_id"] for r in HELD_OUT} == {
-        "CartPole-v1",
-        "Acrobot-v1",
-        "Pendulum-v1",
-    }
+    """`python -m ppo_lessons.train --env-id CartPole-v1` on Gymnasium's vector env
+    (the trainer's defaults; 200,000 steps, 781 updates) and with `--env-backend
+    torch` (the batched env's fast settings, 150,000 steps, 146 updates); the
+    trainer's defaults on the torch env too."""
+    gym = held_out("CartPole-v1", "gymnasium", "CLI defaults")
+    torch = held_out("CartPole-v1", "torch", "CLI defaults (fast preset)")
+    assert len(gym) >= 6 and {len(r["history"]["update"]) for r in gym} == {781}
+    assert len(torch) >= 40 and {r["total_steps"] for r in torch} == {150_000}
+    assert len(held_out("CartPole-v1", "torch", "defaults")) >= 18
+
+
+def test_the_held_out_set_covers_every_preset_that_runs_here():
+    """Every preset whose env needs no extra (LunarLander's box2d and MuJoCo's are
+    not installed here: their presets are read from the calibration histories
+    only), Acrobot-v1 and Pendulum-v1 over the whole of their fast preset's budget.
+    MountainCar-v0's one run is the known false alarm: entropy_collapse on a policy
+    that turns nearly deterministic early (1.098 -> 0.064 nats by update 302 of
+    3906) while it learns (-163 -> -115)."""
+    from ppo_lessons.presets import PRESETS, missing_extra, preset
+
+    runnable = {e for e in PRESETS if missing_extra(e) is None}
+    # CartPoleNoVel-v1 (lesson 11's recurrent preset) came after these runs
+    assert {r["env_id"] for r in HELD_OUT} == runnable - {"CartPoleNoVel-v1"}
+    for env_id in ("Acrobot-v1", "Pendulum-v1"):
+        full = preset(env_id, env_backend="torch").total_steps
+        runs = held_out(env_id, "torch", "fast preset")
+        assert sum(r["total_steps"] == full for r in runs) >= 18, env_id
 
 
 def test_a_solved_run_with_large_kl_jumps_is_quiet():
@@ -96,24 +134,45 @@ def test_a_solved_run_with_large_kl_jumps_is_quiet():
     assert diagnose(rows(run)) == []
 
 
-# CartPole-v1 on the torch env, seed 1, each run broken in one way; what the doctor
-# must name (it may name more: a learning rate 100x too high also collapses the policy)
+# CartPole-v1 on the torch env, each run broken in one way (seed 1; 1000 epochs on
+# seeds 1-16); what the doctor must name (it may name more: a learning rate 100x too
+# high also collapses the policy)
 BROKEN = {
     "learning rate 0.1 (100x)": "kl_too_high",
     "learning rate 1e-6 (1/1000)": "policy_not_moving",
-    "1000 epochs (no annealing)": "clip_fraction_high",
+    "1000 epochs (no annealing)": "kl_too_high",
     "vf_coef 0": "value_not_learning",
     "clip_coef 0.001": "clip_fraction_high",
     "entropy bonus, wrong sign (0.5)": "entropy_collapse",
 }
-BROKEN_RUNS = {run["name"]: run for run in load("doctor_broken_cartpole.json")}
+BROKEN_RUNS = load("doctor_broken_cartpole.json")
 
 
 def test_every_broken_run_is_stored():
-    assert sorted(BROKEN_RUNS) == sorted(BROKEN)
+    assert sorted({run["name"] for run in BROKEN_RUNS}) == sorted(BROKEN)
+    epochs = [r["seed"] for r in BROKEN_RUNS if r["name"].startswith("1000 epochs")]
+    assert sorted(epochs) == list(range(1, 17))
 
 
-@pytest.mark.parametrize("name", sorted(BROKEN))
-def test_broken_run_is_named(name):
-    findings = [f.problem for f in diagnose(rows(BROKEN_RUNS[name]))]
-    assert BROKEN[name] in findings, f"{name}: the doctor said {findings}"
+@pytest.mark.parametrize(
+    "run", BROKEN_RUNS, ids=lambda run: f"{run['name']}-seed{run['seed']}"
+)
+def test_broken_run_is_named(run):
+    findings = [f.problem for f in diagnose(rows(run))]
+    assert BROKEN[run["name"]] in findings, f"{run['name']}: the doctor said {findings}"
+
+
+def test_far_too_many_epochs_move_the_policy_further_than_any_healthy_run():
+    """1000 epochs per update: the clip keeps each ratio within reach, so the runs
+    learn (mean return 17-23 in the first two updates, 58-120 in the last two), but
+    the policy moves further per update than in any healthy run: a median approx KL
+    of 0.034-0.059 over 16 seeds against at most 0.021 (HalfCheetah-v5; CartPole-v1
+    at most 0.0081)."""
+    from statistics import median
+
+    from ppo_lessons.doctor import KL_HIGH
+
+    epochs = [r for r in BROKEN_RUNS if r["name"].startswith("1000 epochs")]
+    broken = [median(r["history"]["approx_kl"]) for r in epochs]
+    healthy = [median(r["history"]["approx_kl"]) for r in HELD_OUT]
+    assert max(healthy) < KL_HIGH < min(broken)
