@@ -219,6 +219,14 @@ class PPOConfig:
         "tasks such as CartPoleNoVel-v1; minibatches are whole env sequences, so "
         "num_minibatches must divide num_envs.",
     )
+    frame_stack: int = setting(
+        1,
+        integer(1, 64),
+        "k > 1: the policy and the critic see the last k observations concatenated "
+        "(zeros before an episode's first; frame stacking, the simple memory of lesson "
+        "11); minibatches are then whole env sequences, so num_minibatches must divide "
+        "num_envs.",
+    )
     shared_network: bool = setting(
         False,
         BOOL,
@@ -301,19 +309,30 @@ class PPOConfig:
             )
 
     def _check_recurrent(self) -> None:
-        if self.recurrent == "none":
+        if self.recurrent == "none" and self.frame_stack == 1:
             return
+        memory = (
+            f"recurrent={self.recurrent!r}"
+            if self.recurrent != "none"
+            else f"frame_stack={self.frame_stack}"
+        )
+        if self.recurrent != "none" and self.frame_stack > 1:
+            raise ValueError(
+                f"PPOConfig.frame_stack = {self.frame_stack} is not allowed with "
+                f"recurrent={self.recurrent!r}: choose one memory (frame_stack=1, or "
+                "recurrent='none')"
+            )
         if self.num_envs % self.num_minibatches:
             raise ValueError(
                 f"PPOConfig.num_minibatches = {self.num_minibatches} must divide "
-                f"num_envs = {self.num_envs} with recurrent={self.recurrent!r} (a "
-                "minibatch is a set of whole env sequences)"
+                f"num_envs = {self.num_envs} with {memory} (a minibatch is a set of "
+                "whole env sequences)"
             )
         if self.shared_network:
             raise ValueError(
-                f"PPOConfig.shared_network = True is not allowed with recurrent="
-                f"{self.recurrent!r} (the policy and the critic already share the "
-                "encoder and the core); set shared_network=False"
+                f"PPOConfig.shared_network = True is not allowed with {memory} (it "
+                "builds a separate actor and critic on the memory); set "
+                "shared_network=False"
             )
 
     def _check_sizes(self) -> None:

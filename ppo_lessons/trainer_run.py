@@ -37,7 +37,13 @@ from ppo_lessons.envs import (
 )
 from ppo_lessons.functions import TrainerFunctions, trainer_functions
 from ppo_lessons.history import HistoryRow
-from ppo_lessons.memory import Memory, RecurrentActorCritic, SequenceBuffer
+from ppo_lessons.memory import (
+    FEED_FORWARD_ONLY,
+    FrameStackActorCritic,
+    Memory,
+    RecurrentActorCritic,
+    SequenceBuffer,
+)
 from ppo_lessons.networks import ActorCritic, NetworksFn, actor_critic_networks
 from ppo_lessons.normalize import RewardScaler
 from ppo_lessons.speed import FlatAdam
@@ -176,14 +182,15 @@ def start_run(
     """A fresh run: seeded networks, optimizer, envs reset with `config.seed`;
     `functions` as `train` takes them."""
     fns = trainer_functions(functions)
-    if config.recurrent != "none":
-        feed_forward = [n for n in ("collect_rollout", "ppo_update") if n in fns.own]
+    if config.recurrent != "none" or config.frame_stack > 1:
+        feed_forward = [n for n in FEED_FORWARD_ONLY if n in fns.own]
         if feed_forward:
             raise ValueError(
                 f"functions {', '.join(feed_forward)} (exercises 7.1, 7.2) are "
-                f"feed-forward; with recurrent={config.recurrent!r} the trainer uses "
-                "ppo_lessons.memory's rollout and update (give replay_sequence, the "
-                "loss and its pieces instead)"
+                "feed-forward; a policy with memory (recurrent or frame_stack) uses "
+                "ppo_lessons.memory's rollout and update: leave them out (the names "
+                "in ppo_lessons.memory.FEED_FORWARD_ONLY) and give replay_sequence, "
+                "the loss and its pieces"
             )
     device = resolve_device(config.device)
     torch.manual_seed(config.seed)  # the networks' initial weights
@@ -263,10 +270,11 @@ def make_agent(
         squash_to=squash_bounds(config, action_space),
         networks=networks,
     )
+    memory = {} if replay is None else {"replay_fn": replay}
     if config.recurrent == "gru":
-        if replay is not None:
-            common["replay_fn"] = replay
-        return RecurrentActorCritic(**common)
+        return RecurrentActorCritic(**common, **memory)
+    if config.frame_stack > 1:
+        return FrameStackActorCritic(frames=config.frame_stack, **common, **memory)
     return ActorCritic(shared=config.shared_network, **common)
 
 

@@ -70,98 +70,61 @@ def _loop(core, inputs, starts, h0, reset, keep_before=False, detach=False):
     return torch.stack(outs)
 
 
+MISTAKES = {  # the classic bugs, in the student's terms
+    "late": "the hidden state is reset one step LATE: `starts[t]` marks the FIRST step "
+    "of a new episode, so reset h to zeros BEFORE processing inputs[t] (starts is not a "
+    "`done` flag of step t − 1's transition applied after it)",
+    "never": "the hidden state is never reset: where starts[t] is True a new episode "
+    "begins, and the memory of the previous one must not leak into it; set h to zeros "
+    "there before calling core(inputs[t], h)",
+    "first": "a start at t = 0 is ignored: when an env's episode begins at the first "
+    "step of the sequence (starts[0] True), its initial_hidden belongs to the previous "
+    "episode and must be reset to zeros too (check starts[t] for every t, t = 0 "
+    "included)",
+    "to_initial": "at an episode start the hidden state is reset to initial_hidden; it "
+    "must be reset to ZEROS (initial_hidden is the memory the sequence started with, "
+    "mid-episode; a new episode starts with no memory)",
+    "from_zeros": "initial_hidden is ignored (the replay starts from zeros): an env "
+    "whose episode continues from the previous rollout (starts[0] False) acted with the "
+    "memory it had, so the replay must start from initial_hidden",
+    "before": "outputs[t] holds the hidden state BEFORE processing inputs[t]; it must be "
+    "the state AFTER: h = core(inputs[t], h), then outputs[t] = h",
+    "all_envs": "a start in ONE env resets the hidden state of EVERY env; reset only the "
+    "rows (envs) where starts[t] is True, e.g. h * (~starts[t]).unsqueeze(-1)",
+    "in_place": "the reset was written in place (h[starts[t]] = 0) into the tensor "
+    "already stored as outputs[t − 1], so that output changed too; build a new tensor "
+    "for the reset, e.g. h = h * (~starts[t]).unsqueeze(-1) or torch.where",
+}
+
+
 def replay_mistakes(args: tuple) -> list[tuple[str, torch.Tensor]]:
+    """(message, the outputs of that bug) for each of `MISTAKES`."""
     core, inputs, starts, h0 = args
-    T = inputs.shape[0]
-    zeros = torch.zeros_like(h0)
+    T, zeros = inputs.shape[0], torch.zeros_like(h0)
 
     def at(t: int) -> torch.Tensor:
         return starts[t] if 0 <= t < T else torch.zeros_like(starts[0])
 
-    def late(h, t):
-        return reset_where(h, at(t - 1))
+    def right(h, t):
+        return reset_where(h, at(t))
 
-    mistakes = [
-        (
-            "the hidden state is reset one step LATE: `starts[t]` marks the FIRST step "
-            "of a new episode, so reset h to zeros BEFORE processing inputs[t] (starts "
-            "is not a `done` flag of step t − 1's transition applied after it)",
-            _loop(core, inputs, starts, h0, late),
-        ),
-        (
-            "the hidden state is never reset: where starts[t] is True a new episode "
-            "begins, and the memory of the previous one must not leak into it; set h to "
-            "zeros there before calling core(inputs[t], h)",
-            _loop(core, inputs, starts, h0, lambda h, t: h),
-        ),
-        (
-            "a start at t = 0 is ignored: when an env's episode begins at the first step "
-            "of the sequence (starts[0] True), its initial_hidden belongs to the previous "
-            "episode and must be reset to zeros too (check starts[t] for every t, "
-            "t = 0 included)",
-            _loop(
-                core,
-                inputs,
-                starts,
-                h0,
-                lambda h, t: h if t == 0 else reset_where(h, at(t)),
-            ),
-        ),
-        (
-            "at an episode start the hidden state is reset to initial_hidden; it must "
-            "be reset to ZEROS (initial_hidden is the memory the sequence started with, "
-            "mid-episode; a new episode starts with no memory)",
-            _loop(
-                core,
-                inputs,
-                starts,
-                h0,
-                lambda h, t: torch.where(at(t).unsqueeze(-1), h0, h),
-            ),
-        ),
-        (
-            "initial_hidden is ignored (the replay starts from zeros): an env whose "
-            "episode continues from the previous rollout (starts[0] False) acted with "
-            "the memory it had, so the replay must start from initial_hidden",
-            _loop(core, inputs, starts, zeros, lambda h, t: reset_where(h, at(t))),
-        ),
-        (
-            "outputs[t] holds the hidden state BEFORE processing inputs[t]; it must be "
-            "the state AFTER: h = core(inputs[t], h), then outputs[t] = h",
-            _loop(
-                core,
-                inputs,
-                starts,
-                h0,
-                lambda h, t: reset_where(h, at(t)),
-                keep_before=True,
-            ),
-        ),
-        (
-            "a start in ONE env resets the hidden state of EVERY env; reset only the "
-            "rows (envs) where starts[t] is True, e.g. h * (~starts[t]).unsqueeze(-1)",
-            _loop(
-                core,
-                inputs,
-                starts,
-                h0,
-                lambda h, t: zeros if bool(at(t).any()) else h,
-            ),
-        ),
-    ]
-    in_place = _loop(core, inputs, starts, h0, lambda h, t: reset_where(h, at(t)))
-    in_place = in_place.detach().clone()
+    def loop(reset, first=h0, **kwargs):
+        return _loop(core, inputs, starts, first, reset, **kwargs).detach()
+
+    in_place = loop(right).clone()
     for t in range(1, T):  # h[starts[t]] = 0 also zeroed the stored outputs[t - 1]
         in_place[t - 1][starts[t]] = 0.0
-    mistakes.append(
-        (
-            "the reset was written in place (h[starts[t]] = 0) into the tensor already "
-            "stored as outputs[t − 1], so that output changed too; build a new tensor "
-            "for the reset, e.g. h = h * (~starts[t]).unsqueeze(-1) or torch.where",
-            in_place,
-        )
-    )
-    return [(message, wrong.detach()) for message, wrong in mistakes]
+    wrong = {
+        "late": loop(lambda h, t: reset_where(h, at(t - 1))),
+        "never": loop(lambda h, t: h),
+        "first": loop(lambda h, t: h if t == 0 else right(h, t)),
+        "to_initial": loop(lambda h, t: torch.where(at(t).unsqueeze(-1), h0, h)),
+        "from_zeros": loop(right, first=zeros),
+        "before": loop(right, keep_before=True),
+        "all_envs": loop(lambda h, t: zeros if bool(at(t).any()) else h),
+        "in_place": in_place,
+    }
+    return [(MISTAKES[name], outputs) for name, outputs in wrong.items()]
 
 
 # ---------------------------------------------------------------------------

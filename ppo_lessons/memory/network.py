@@ -35,7 +35,7 @@ from ppo_lessons.networks import (
 )
 from ppo_lessons.normalize import RunningMeanStd
 
-__all__ = ["RecurrentActorCritic"]
+__all__ = ["FrameStackActorCritic", "RecurrentActorCritic", "ShiftRegister"]
 
 ReplayFn = Callable[
     [Core, torch.Tensor, torch.Tensor, torch.Tensor], tuple[torch.Tensor, torch.Tensor]
@@ -143,3 +143,58 @@ class RecurrentActorCritic(ActorCritic):
             "that keeps the hidden state between calls), e.g. "
             "policy = agent.acting(); actions = policy(obs, starts)"
         )
+
+
+class ShiftRegister(nn.Module):
+    """Frame stacking as a recurrent core with a fixed memory: h holds the last k
+    observations, newest first, [N, k·O]; core(x_t, h) = [x_t, h without its oldest]
+    (no parameters). Zeros where an episode starts: zero padding before its first."""
+
+    def __init__(self, obs_dim: int, frames: int) -> None:
+        super().__init__()
+        self.obs_dim, self.frames = obs_dim, frames
+
+    def forward(self, x: torch.Tensor, hidden: torch.Tensor) -> torch.Tensor:
+        return torch.cat([x, hidden[:, : (self.frames - 1) * self.obs_dim]], dim=-1)
+
+
+class FrameStackActorCritic(RecurrentActorCritic):
+    """A feed-forward policy on the last `frames` observations (frame stacking, Mnih
+    et al., 2015): lesson 05's actor and critic (with `hidden_sizes`) read the stack
+    h_t = [o_t, o_{t−1}, …, o_{t−k+1}] kept by a `ShiftRegister`, so the rollout, the
+    replay and the ratio-is-one check are those of the recurrent policy."""
+
+    def __init__(
+        self,
+        obs_dim: int,
+        action_dim: int,
+        discrete: bool,
+        frames: int,
+        hidden_sizes: Sequence[int] = (64, 64),
+        activation: str = "tanh",
+        ortho_init: bool = True,
+        init_log_std: float = 0.0,
+        init_value: float = 0.0,
+        norm_obs: bool = False,
+        squash_to: tuple[Sequence[float], Sequence[float]] | None = None,
+        networks: NetworksFn = actor_critic_networks,
+        replay_fn: ReplayFn = replay_sequence,
+    ) -> None:
+        ActorCritic.__init__(
+            self,
+            obs_dim=frames * obs_dim,
+            action_dim=action_dim,
+            discrete=discrete,
+            hidden_sizes=hidden_sizes,
+            activation=activation,
+            ortho_init=ortho_init,
+            init_log_std=init_log_std,
+            init_value=init_value,
+            squash_to=squash_to,
+            networks=networks,
+        )
+        self.encoder = nn.Identity()
+        self.core = ShiftRegister(obs_dim, frames)
+        self.hidden_size = frames * obs_dim
+        self.obs_rms = RunningMeanStd((obs_dim,)) if norm_obs else None
+        self.replay_fn = replay_fn

@@ -26,7 +26,9 @@ from ppo_lessons.trainer import (
     train,
 )
 
-SHORT = dict(num_envs=4, num_steps=16, total_steps=256, update_epochs=2)
+SHORT = dict(
+    num_envs=4, num_steps=16, total_steps=256, update_epochs=2, num_minibatches=2
+)
 
 
 def config(backend: str = "torch", **changes) -> PPOConfig:
@@ -79,7 +81,7 @@ def test_the_rollout_keeps_what_the_replay_needs():
     # catches: starts stored one step late, the initial state not stored (or stored
     # after the first step), values that are not V of the hidden state, next values
     # that reset the memory at an episode's last step
-    run = start_run(config(num_envs=6, num_steps=40))
+    run = start_run(config(num_envs=8, num_steps=40, total_steps=640))
     buffer = make_buffer(run)
     collect_rollout(run, buffer)
     first_hidden = buffer.initial_hidden.clone()
@@ -164,3 +166,22 @@ def test_the_cli_trains_a_recurrent_policy(tmp_path):
     summary = json.loads(out.read_text())
     assert summary["config"]["recurrent"] == "gru"
     assert all(row["replay_error"] < 1e-5 for row in summary["history"])
+
+
+def test_frame_stacking_is_a_memory_of_the_last_k_observations():
+    # catches: frames in the wrong order, a stack not zeroed at an episode's start, or
+    # the oldest frame kept instead of dropped
+    run = start_run(config(recurrent="none", frame_stack=3, hidden_sizes=(16,)))
+    buffer = make_buffer(run)
+    collect_rollout(run, buffer)
+    obs, starts, stacks = buffer.obs, buffer.starts, buffer.hidden
+    steps, envs, size = obs.shape
+    for n in range(envs):
+        frames = [torch.zeros(size)] * 3
+        for t in range(steps):
+            if bool(starts[t, n]):
+                frames = [torch.zeros(size)] * 3
+            frames = [obs[t, n], *frames[:2]]  # newest first
+            torch.testing.assert_close(stacks[t, n], torch.cat(frames))
+    result = train(config(recurrent="none", frame_stack=2), progress=False)
+    assert max(row["replay_error"] for row in result.history) < 1e-6

@@ -46,7 +46,7 @@ FLOORS = {
     7: """buffer rollout trainer trainer_run trainer_config trainer_display functions checkpoint
         probes presets torch_envs torch_vector_env widgets.ratio_spread
         checks.lesson07 checks.lesson07_rollout memory memory.replay memory.network
-        memory.rollout memory.update""",
+        memory.rollout memory.update memory.recorded""",
     8: "experiments.flaws",
     9: """population population.envs population.members population.network
         population.random population.trainer population.update checks.lesson09""",

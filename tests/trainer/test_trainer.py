@@ -76,6 +76,7 @@ BAD_VALUES = {
     "hidden_sizes": (0,),
     "activation": "gelu",
     "recurrent": "lstm",
+    "frame_stack": 0,
     "shared_network": 0,
     "ortho_init": "True",
     "init_log_std": 100.0,
@@ -115,6 +116,10 @@ def test_cross_field_sizes_are_checked():
         PPOConfig(num_envs=4, num_steps=48, num_minibatches=3, recurrent="gru")
     with pytest.raises(ValueError, match="shared_network = True is not allowed"):
         PPOConfig(recurrent="gru", shared_network=True)
+    with pytest.raises(ValueError, match="choose one memory"):
+        PPOConfig(recurrent="gru", frame_stack=2)
+    with pytest.raises(ValueError, match="must divide num_envs = 4 with frame_stack=3"):
+        PPOConfig(num_envs=4, num_steps=48, num_minibatches=3, frame_stack=3)
 
 
 def test_config_is_frozen_and_round_trips():
