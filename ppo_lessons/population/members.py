@@ -112,6 +112,13 @@ def check_config(config: PPOConfig) -> None:
                 f"PPOConfig.{name} = True is not supported in a population; set "
                 f"{name}=False, or train with ppo_lessons.trainer.train"
             )
+    if config.recurrent != "none" or config.frame_stack > 1:
+        raise ValueError(
+            f"PPOConfig.recurrent = {config.recurrent!r}, frame_stack = "
+            f"{config.frame_stack}: a population has no memory (lesson 11's policies "
+            "train one seed at a time); set recurrent='none' and frame_stack=1, or "
+            "train with ppo_lessons.trainer.train"
+        )
 
 
 def check_variant(name: object, overrides: object) -> None:

@@ -185,3 +185,13 @@ def test_frame_stacking_is_a_memory_of_the_last_k_observations():
             torch.testing.assert_close(stacks[t, n], torch.cat(frames))
     result = train(config(recurrent="none", frame_stack=2), progress=False)
     assert max(row["replay_error"] for row in result.history) < 1e-6
+
+
+@pytest.mark.parametrize("memory", [{"recurrent": "gru"}, {"frame_stack": 2}])
+def test_a_population_refuses_a_policy_with_memory(memory):
+    # catches: a population silently training a memoryless policy for a memory config
+    from ppo_lessons.population import train_population
+
+    cfg = preset("CartPole-v1", env_backend="torch", **memory)
+    with pytest.raises(ValueError, match="a population has no memory"):
+        train_population(cfg, seeds=[1, 2], progress=False)
