@@ -67,7 +67,7 @@ PROBLEMS: dict[str, str] = {
     "non_finite": "a loss or metric became NaN or infinite",
     "replay_mismatch": "the update's recomputed log π of the rollout's actions differs "
     "from the one the rollout stored, before any gradient step",
-    "kl_too_high": "the policy moves too far per update (approx KL far above ~0.02, "
+    "kl_too_high": "the policy moves too far per update (median approx KL above 0.03, "
     "or one update's above 0.5)",
     "clip_fraction_high": "most samples are clipped (clip fraction far above ~0.3)",
     "advantages_not_normalized": "the policy loss is far outside the ±0.1 that "
