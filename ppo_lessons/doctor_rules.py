@@ -39,7 +39,8 @@ TIME_LIMIT_RATIO = 10.0  # value loss with a time-limit cut / without: bug 20-10
 FLAT_TARGETS = 1e-3  # value loss / its peak so far below this: the targets barely vary
 EV_LOW = 0.1  # median late explained variance below this: the critic is not learning
 # the largest |log π recomputed − log π stored| over a rollout, before the update's
-# first gradient step (the history's `replay_error`): float32 noise stays below 1e-5
+# first gradient step (the history's `replay_error`; with memory, also |h replayed − h
+# of the rollout|): float32 noise stays below 1e-5
 REPLAY_TOLERANCE = 1e-4
 # a pattern of one update is noise: entropy collapse and an exploding value loss count
 # only when they hold for this many consecutive updates (fewer in short runs: n // 40,
@@ -199,8 +200,9 @@ def replay_mismatch(history: Sequence[HistoryRow]) -> list[Finding]:
                     "replay_mismatch",
                     "replay_error",
                     update,
-                    f"log π recomputed by the update differs from the log π the "
-                    f"rollout stored by up to {error:.3g} before the first gradient "
+                    f"log π (or, with memory, the hidden state) recomputed by the "
+                    f"update differs from the rollout's by up to {error:.3g} before "
+                    f"the first gradient "
                     f"step (float32 noise: below 1e-5), so the ratios start away "
                     "from 1 and the clip works on the wrong policy. The update does "
                     "not recompute the log-probabilities the rollout stored: for a "

@@ -37,7 +37,8 @@ class HistoryRow(TypedDict):
     learning_rate: float
     steps_per_second: float  # this update's wall clock, rollout to log
     # max |log π recomputed by the update − log π stored by the rollout| before the
-    # first gradient step: ~0 (ratio 1) when the update replays the acting policy
+    # first gradient step (with memory: also |h replayed − h acting|): ~0 (ratio 1)
+    # when the update replays the acting policy
     replay_error: float
 
 
