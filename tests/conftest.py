@@ -22,7 +22,7 @@ import pytest
 
 TESTS = Path(__file__).resolve().parent
 NOT_WINGS = {"support", "data"}  # shared helpers and recorded histories
-FAST_WINGS = {"lessons", "project"}  # pure functions, checks, housekeeping
+FAST_WINGS = {"lessons", "project", "memory"}  # pure functions, checks, housekeeping
 NOT_FAST = ("slow", "browser", "gpu", "heavy")
 
 

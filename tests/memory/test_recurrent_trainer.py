@@ -26,6 +26,8 @@ from ppo_lessons.trainer import (
     train,
 )
 
+pytestmark = pytest.mark.heavy  # short training runs: not the fast tier
+
 SHORT = dict(
     num_envs=4, num_steps=16, total_steps=256, update_epochs=2, num_minibatches=2
 )
