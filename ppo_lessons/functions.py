@@ -1,11 +1,17 @@
-"""The exercise functions the trainer calls, and a student's own in their place.
+"""The exercise functions the trainers call, as one frozen bundle, and a student's own
+in their place.
 
     train(config, functions={"compute_gae": my_gae, "ppo_loss": my_loss})
 
-Every name in `TRAINER_EXERCISES` is an exercise of the course (`ppo_lessons.exercises`)
-with the contract of its lesson; the trainer calls what it is given at the place the
-reference would be called. `ppo_lessons.notebook.your_functions()` gathers the ones a
-student solved in their lesson notebooks (lesson 07's capstone).
+`LessonFunctions` has one field per exercise `train` calls (the rows of the exercise
+table `ppo_lessons.exercises.EXERCISES` with a `trainer` column; `TRAINER_EXERCISES`),
+each defaulting to its reference. A run holds one (`Run.functions`) and passes it,
+as one argument, to every place that calls a lesson function: the rollout, the agent
+(made with its two functions), the update (`ppo_lessons.update.ppo_update`'s
+`functions=`), the recurrent update, a population's members and the probe ladder.
+The dict a student passes (`train(config, functions={name: fn})`, what
+`ppo_lessons.notebook.your_functions()` returns) becomes the bundle at the door
+(`trainer_functions`), which refuses unknown names and values that are not callable.
 
 The given functions compose: inside a given function, every exercise name it calls
 as a global (`ppo_loss(...)` inside a `ppo_update`, `clipped_surrogate_objective(...)`
@@ -16,29 +22,31 @@ trained (`TrainResult.function_calls`).
 
 Naming: the lesson functions keep their contract names (`clip_eps`, `lam`), the
 config keeps CleanRL's (`clip_coef`, `gae_lambda`); the mapping between the two lives
-where the trainer calls the functions: `ppo_lessons.update.minibatch_loss` and
+where the trainer calls the functions: `ppo_lessons.update.loss_arguments` and
 `ppo_lessons.rollout.gae_from_buffer`.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import importlib
 import types
-from collections.abc import Callable, Iterator, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from dataclasses import field
+from typing import Any
 
 import torch
 
-from ppo_lessons import gae, networks, update
-from ppo_lessons import rollout as rollout_module
-from ppo_lessons.memory import replay as memory_replay
+from ppo_lessons import update
 from ppo_lessons.exercises import EXERCISES, Exercise
 
 __all__ = [
+    "REFERENCES",
     "TRAINER_EXERCISES",
     "CallCounter",
-    "TrainerFunctions",
+    "LessonFunctions",
+    "bundle_class",
     "compose",
     "describe",
     "function_report",
@@ -61,26 +69,54 @@ REFERENCES: dict[str, Callable] = {
 }
 
 
-@dataclass(frozen=True)
-class TrainerFunctions:
-    """The functions one run calls (references, or a student's own)."""
+class FunctionsBundle:
+    """What every bundle of lesson functions has besides its fields (one per
+    exercise, made by `bundle_class`): the given functions' call counters."""
 
-    compute_gae: Callable = gae.compute_gae
-    collect_rollout: Callable = rollout_module.collect_rollout
-    ppo_update: Callable = update.ppo_update  # (agent, optimizer, batch, settings, gen)
-    explained_variance: Callable = update.explained_variance
-    gaussian_log_prob: Callable = networks.gaussian_log_prob
-    categorical_entropy: Callable = networks.categorical_entropy
-    actor_critic_networks: Callable = networks.actor_critic_networks
-    replay_sequence: Callable = memory_replay.replay_sequence  # recurrent runs only
-    update: update.UpdateFunctions = field(default_factory=update.UpdateFunctions)
-    own: tuple[str, ...] = ()  # the names given by the user
-    # the given functions as they run, each counting its calls
-    counters: Mapping[str, CallCounter] = field(default_factory=dict)
+    counters: Mapping[str, CallCounter]
+    exercises: tuple[str, ...] = ()  # the fields' names, in the table's order
+
+    @property
+    def own(self) -> tuple[str, ...]:
+        """The names given by the user, in the table's order."""
+        return tuple(name for name in self.exercises if name in self.counters)
 
     def calls(self) -> dict[str, int]:
         """{name: how many times it was called so far} for each given function."""
         return {name: counter.calls for name, counter in self.counters.items()}
+
+    def given(self, name: str) -> bool:
+        """Whether the function of `name` is the user's (not the reference)."""
+        return name in self.counters
+
+
+def bundle_class(name: str, exercises: Iterable[Exercise], doc: str) -> type:
+    """A frozen dataclass with one field per exercise (its function's name, the
+    reference as default, the `Exercise` in the field's metadata), plus `counters`."""
+    rows = [
+        (ex.function, Callable, field(default=reference(ex), metadata={"exercise": ex}))
+        for ex in exercises
+    ]
+    counters = field(default_factory=dict, repr=False)
+    cls = dataclasses.make_dataclass(
+        name,
+        [*rows, ("counters", Mapping[str, Any], counters)],
+        bases=(FunctionsBundle,),
+        frozen=True,
+        namespace={"__doc__": doc, "exercises": tuple(r[0] for r in rows)},
+    )
+    cls.__module__ = __name__
+    return cls
+
+
+LessonFunctions = bundle_class(
+    "LessonFunctions",
+    (ex for ex in EXERCISES if ex.trainer),
+    """The lesson functions one run calls, one field per exercise `train` takes
+    (`TRAINER_EXERCISES`), each the reference or a student's own (same contract);
+    `counters` holds the given ones as they run (`CallCounter`s). Made from a dict
+    by `trainer_functions`.""",
+)
 
 
 class CallCounter:
@@ -180,52 +216,53 @@ def reference_loss(*args, objective: Callable, value_loss_fn: Callable) -> torch
     ).loss
 
 
-def trainer_functions(functions: Mapping[str, Callable] | None) -> TrainerFunctions:
-    """Check `functions` (exercise name -> callable) and build the run's functions
-    (the given ones composed and counted by `compose`, the references for the rest).
+def bundle_of(
+    cls: type,
+    functions: Mapping[str, Callable] | FunctionsBundle | None,
+    not_called: str,
+) -> Any:
+    """The bundle `cls` of `functions` (exercise name -> callable): the given ones
+    composed and counted by `compose`, the references for the rest. A bundle of
+    `cls` is returned as it is.
+
+    Raises:
+        ValueError: for a name `cls` has no field for (the message says the caller
+            `not_called` it and lists the valid names) or a value that is not
+            callable.
+    """
+    if isinstance(functions, cls):
+        return functions
+    functions = dict(functions or {})
+    for name, fn in functions.items():
+        if name not in cls.exercises:
+            raise ValueError(
+                f"functions has the name {name!r}, which {not_called}; "
+                f"valid names: {', '.join(cls.exercises)}"
+            )
+        if not callable(fn):
+            raise ValueError(f"functions[{name!r}] must be callable, got {fn!r}")
+    defaults = {f.name: f.default for f in dataclasses.fields(cls)}
+    references = {name: defaults[name] for name in cls.exercises}
+    counters = compose(functions, references)
+    return cls(**counters, counters=counters)
+
+
+def trainer_functions(
+    functions: Mapping[str, Callable] | LessonFunctions | None,
+) -> LessonFunctions:
+    """The run's `LessonFunctions` from `functions` as `train` takes them (a dict of
+    exercise name -> callable, or a bundle already made); the door of the seam.
 
     Raises:
         ValueError: for a name the trainer does not take (the message lists the valid
             names) or a value that is not callable.
     """
-    functions = dict(functions or {})
-    for name, fn in functions.items():
-        if name not in TRAINER_EXERCISES:
-            raise ValueError(
-                f"functions has the name {name!r}, which is not an exercise function "
-                f"the trainer calls; valid names: {', '.join(TRAINER_EXERCISES)}"
-            )
-        if not callable(fn):
-            raise ValueError(f"functions[{name!r}] must be callable, got {fn!r}")
-    counters = compose(functions)
-    pick = {name: counters.get(name, REFERENCES[name]) for name in TRAINER_EXERCISES}
-    update_fns = update.UpdateFunctions(
-        clipped_surrogate_objective=pick["clipped_surrogate_objective"],
-        value_loss=pick["value_loss"],
-        ppo_loss=counters.get("ppo_loss"),  # None: assembled from the two above
-        minibatch_indices=pick["minibatch_indices"],
-        approx_kl=pick["approx_kl"],
-        probability_ratio=pick["probability_ratio"],
-    )
-    ppo_update = pick["ppo_update"]
-    if "ppo_update" not in functions:
-        ppo_update = functools.partial(update.ppo_update, functions=update_fns)
-    return TrainerFunctions(
-        compute_gae=pick["compute_gae"],
-        collect_rollout=pick["collect_rollout"],
-        ppo_update=ppo_update,
-        explained_variance=pick["explained_variance"],
-        gaussian_log_prob=pick["gaussian_log_prob"],
-        categorical_entropy=pick["categorical_entropy"],
-        actor_critic_networks=pick["actor_critic_networks"],
-        replay_sequence=pick["replay_sequence"],
-        update=update_fns,
-        own=tuple(name for name in TRAINER_EXERCISES if name in functions),
-        counters=counters,
+    return bundle_of(
+        LessonFunctions, functions, "is not an exercise function the trainer calls"
     )
 
 
-def describe(functions: TrainerFunctions) -> str:
+def describe(functions: FunctionsBundle) -> str:
     """What a run takes from the user, before it runs: the given functions, and for
     each the exercise functions it calls by name (which `compose` wired to the run's
     choices)."""
@@ -237,7 +274,7 @@ def describe(functions: TrainerFunctions) -> str:
         code = getattr(fn, "__code__", None)
         if code is None:
             continue
-        inner = [n for n in TRAINER_EXERCISES if n in set(global_names(code))]
+        inner = [n for n in functions.exercises if n in set(global_names(code))]
         inner = [n for n in inner if n != name]
         if inner:
             whose = ", ".join(

@@ -256,7 +256,10 @@ class ActorCritic(nn.Module):
     initialization instead, drawn as if the layers had just been created (the
     ablation of lesson 08). Observation normalization lives in
     the agent (`obs_rms`), so a saved agent carries its statistics; they change only
-    through `obs_rms.update`, which only the trainer calls.
+    through `obs_rms.update`, which only the trainer calls. log π(a|s) of Box actions
+    and the entropy of Categorical policies are computed with `gaussian_log_prob` and
+    `categorical_entropy` (exercises 5.1 and 5.2; a student's own when the trainer
+    makes the agent with them, `make_agent`).
 
     Attributes:
         discrete: True for a Categorical policy, False for a diagonal Gaussian.
@@ -278,6 +281,11 @@ class ActorCritic(nn.Module):
         norm_obs: bool = False,
         squash_to: tuple[Sequence[float], Sequence[float]] | None = None,
         networks: NetworksFn = actor_critic_networks,
+        *,
+        gaussian_log_prob: Callable[..., torch.Tensor] = gaussian_log_prob,
+        categorical_entropy: Callable[[torch.Tensor], torch.Tensor] = (
+            categorical_entropy
+        ),
     ) -> None:
         super().__init__()
         self.discrete = discrete
@@ -305,8 +313,8 @@ class ActorCritic(nn.Module):
         if not discrete:
             self.log_std = nn.Parameter(torch.full((action_dim,), float(init_log_std)))
         self.obs_rms = RunningMeanStd((obs_dim,)) if norm_obs else None
-        # the lesson functions behind log π and H (a student's own, through
-        # `train(functions=...)`; see `use_functions`)
+        # the lesson functions behind log π and H (exercises 5.1 and 5.2; a
+        # student's own through `train(functions=...)`, given when the agent is made)
         self.gaussian_log_prob = gaussian_log_prob
         self.categorical_entropy = categorical_entropy
         self.squash = squash_to is not None
@@ -321,16 +329,6 @@ class ActorCritic(nn.Module):
                 )
             self.register_buffer("action_scale", (high - low) / 2.0)  # (A,)
             self.register_buffer("action_bias", (high + low) / 2.0)  # (A,)
-
-    def use_functions(
-        self,
-        gaussian_log_prob: Callable[..., torch.Tensor],
-        categorical_entropy: Callable[[torch.Tensor], torch.Tensor],
-    ) -> None:
-        """Compute log π(a|s) of Box actions and the entropy of Categorical policies
-        with these functions (the contracts of exercises 5.1 and 5.2) from now on."""
-        self.gaussian_log_prob = gaussian_log_prob
-        self.categorical_entropy = categorical_entropy
 
     def normalize(self, obs: torch.Tensor) -> torch.Tensor:
         """Observations standardized with the frozen running statistics (if any)."""

@@ -31,6 +31,7 @@ import numpy as np
 import torch
 from gymnasium import spaces
 
+from ppo_lessons.functions import LessonFunctions, trainer_functions
 from ppo_lessons.trainer import PPOConfig, train
 
 __all__ = [
@@ -249,19 +250,21 @@ class ProbeResult:
 
 
 def probe_ladder(
-    functions: Mapping[str, Callable] | None = None,
+    functions: Mapping[str, Callable] | LessonFunctions | None = None,
     box: bool = False,
     seed: int = 1,
     stop_at_first_failure: bool = True,
     verbose: bool = True,
 ) -> list[ProbeResult]:
-    """Train on each probe in turn (with `functions` as `train` takes them) and
+    """Train on each probe in turn (with `functions` as `train` takes them: one
+    bundle, `LessonFunctions`, for every rung, its counters summing the calls) and
     compare what the agent learned with the known answer, printing one line a rung.
 
     Returns:
         The results up to the first failing rung (all of them when
         `stop_at_first_failure` is False).
     """
+    functions = trainer_functions(functions)  # names checked once, before any run
     results = []
     for rung in RUNGS:
         config = probe_config(rung.probe, box, seed=seed)

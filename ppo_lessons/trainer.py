@@ -19,7 +19,8 @@ implementation of each idea):
     evaluate(agent, env_id), load_agent(path)        # after training
 
 Any exercise function the trainer calls can be the student's own:
-`train(config, functions={"ppo_loss": my_ppo_loss, ...})` (`ppo_lessons.functions`).
+`train(config, functions={"ppo_loss": my_ppo_loss, ...})`; the dict becomes the run's
+one bundle, `ppo_lessons.functions.LessonFunctions`, which every phase reads.
 """
 
 from __future__ import annotations
@@ -47,6 +48,7 @@ from ppo_lessons.envs import (
     obs_to_tensor,
     resolve_device,
 )
+from ppo_lessons.functions import LessonFunctions
 from ppo_lessons.history import LOSS_METRICS, HistoryRow, history_row
 from ppo_lessons.memory import collect_sequences, recurrent_update
 from ppo_lessons.memory import sequence_replay_error as replay_error_of_sequences
@@ -65,7 +67,7 @@ from ppo_lessons.trainer_run import (  # the run's state and its start
     start_run,
     update_settings,
 )
-from ppo_lessons.update import Batch, UpdateSettings
+from ppo_lessons.update import Batch, UpdateSettings, ppo_update
 
 __all__ = [
     "LivePlot",
@@ -172,12 +174,16 @@ def update_phase(
         error = replay_error_of_sequences(agent, buffer)
         metrics = recurrent_update(
             agent, run.optimizer, buffer, advantages, returns, settings,
-            run.generator, fns.update,
+            run.generator, functions=fns,
         )  # fmt: skip
-    else:
-        batch = buffer.flatten(advantages, returns)
-        error = replay_error(agent, batch)
-        metrics = fns.ppo_update(agent, run.optimizer, batch, settings, run.generator)
+        return {**metrics, "replay_error": error}, returns
+    batch = buffer.flatten(advantages, returns)
+    error = replay_error(agent, batch)
+    arguments = (agent, run.optimizer, batch, settings, run.generator)
+    if fns.given("ppo_update"):  # Exercise 7.2's five arguments; it calls its own
+        metrics = fns.ppo_update(*arguments)  # pieces by name (`compose`)
+    else:  # the reference calls the run's pieces (loss, minibatches, KL, ratio)
+        metrics = ppo_update(*arguments, functions=fns)
     return {**metrics, "replay_error": error}, returns
 
 
@@ -261,7 +267,7 @@ def note_solved(
 def open_run(
     config: PPOConfig,
     resume_from: str | Path | None,
-    functions: Mapping[str, Callable] | None = None,
+    functions: Mapping[str, Callable] | LessonFunctions | None = None,
 ) -> Run:
     """A fresh run, or the one saved in a checkpoint (its config, except that
     `total_steps` may be raised to train longer)."""
@@ -285,10 +291,7 @@ def open_run(
 def train(
     config: PPOConfig,
     *,
-    functions: Mapping[str, Callable] | None = None,
-    compute_gae: Callable | None = None,
-    objective: Callable | None = None,
-    value_loss: Callable | None = None,
+    functions: Mapping[str, Callable] | LessonFunctions | None = None,
     resume_from: str | Path | None = None,
     save_path: str | Path | None = None,
     checkpoint_every: int = 0,
@@ -305,9 +308,8 @@ def train(
         config: the hyperparameters (`PPOConfig`).
         functions: exercise functions to train with instead of the references, by
             exercise name ({"ppo_loss": my_ppo_loss, ...}; the valid names are
-            `ppo_lessons.functions.TRAINER_EXERCISES`).
-        compute_gae, objective, value_loss: shortcuts for functions["compute_gae"],
-            functions["clipped_surrogate_objective"] and functions["value_loss"].
+            `ppo_lessons.functions.TRAINER_EXERCISES`), or a `LessonFunctions`
+            bundle; the run calls each one where the reference would be called.
         resume_from: a checkpoint to continue from, exactly where it stopped.
         save_path: checkpoint written at the end (and every `checkpoint_every`
             updates, atomically, so the last good one survives a crash or a NaN).
@@ -317,13 +319,14 @@ def train(
         progress: show a progress bar.
         callback: called as callback(row, history) after every update (e.g. LivePlot).
         tensorboard_dir: also log every metric to TensorBoard there.
-        update: phases 2-3 (`update_phase`: GAE, then the PPO update); lesson 08's
-            critic-first variant (`ppo_lessons.experiments`) replaces it.
+        update: phases 2-3 (`update_phase`: GAE, then the PPO update). The one
+            phase hook, there for lesson 08's critic-first variant
+            (`ppo_lessons.experiments.CriticFirstUpdate`, `train_critic_first`);
+            the student's functions go in through `functions`, not here.
 
     Returns:
         TrainResult with the trained agent and the per-update history.
     """
-    functions = merge_shortcuts(functions, compute_gae, objective, value_loss)
     if config.torch_threads:
         torch.set_num_threads(config.torch_threads)
     run = open_run(config, resume_from, functions)
@@ -361,29 +364,6 @@ def train(
         reporter.close()
         run.envs.close()
     return TrainResult.from_run(run)
-
-
-def merge_shortcuts(
-    functions: Mapping[str, Callable] | None,
-    compute_gae: Callable | None,
-    objective: Callable | None,
-    value_loss: Callable | None,
-) -> dict[str, Callable]:
-    """`train`'s functions with its three shortcut arguments added (each may be
-    given one way only)."""
-    merged = dict(functions or {})
-    shortcuts = {
-        "compute_gae": compute_gae,
-        "clipped_surrogate_objective": objective,
-        "value_loss": value_loss,
-    }
-    for name, fn in shortcuts.items():
-        if fn is None:
-            continue
-        if name in merged:
-            raise ValueError(f"{name} is given twice (as an argument and in functions)")
-        merged[name] = fn
-    return merged
 
 
 # ---------------------------------------------------------------- after training

@@ -35,7 +35,7 @@ from ppo_lessons.envs import (
     check_spaces,
     resolve_device,
 )
-from ppo_lessons.functions import TrainerFunctions, trainer_functions
+from ppo_lessons.functions import LessonFunctions, trainer_functions
 from ppo_lessons.history import HistoryRow
 from ppo_lessons.memory import (
     FEED_FORWARD_ONLY,
@@ -44,7 +44,7 @@ from ppo_lessons.memory import (
     RecurrentActorCritic,
     SequenceBuffer,
 )
-from ppo_lessons.networks import ActorCritic, NetworksFn, actor_critic_networks
+from ppo_lessons.networks import ActorCritic
 from ppo_lessons.normalize import RewardScaler
 from ppo_lessons.speed import FlatAdam
 from ppo_lessons.torch_envs import make_training_envs
@@ -81,7 +81,7 @@ class Run:
     generator: torch.Generator  # action sampling and minibatch order
     device: torch.device
     obs: torch.Tensor  # (N, *O) normalized observations the next step starts from
-    functions: TrainerFunctions  # the lesson functions this run calls
+    functions: LessonFunctions  # the lesson functions this run calls (one bundle)
     run_id: str
     memory: Memory | None = None  # a recurrent policy's state between rollouts
     global_step: int = 0
@@ -177,13 +177,14 @@ class TrainResult:
 
 
 def start_run(
-    config: PPOConfig, functions: Mapping[str, Callable] | None = None
+    config: PPOConfig,
+    functions: Mapping[str, Callable] | LessonFunctions | None = None,
 ) -> Run:
     """A fresh run: seeded networks, optimizer, envs reset with `config.seed`;
-    `functions` as `train` takes them."""
+    `functions` as `train` takes them (a dict becomes the run's bundle here)."""
     fns = trainer_functions(functions)
     if config.recurrent != "none" or config.frame_stack > 1:
-        feed_forward = [n for n in FEED_FORWARD_ONLY if n in fns.own]
+        feed_forward = [n for n in FEED_FORWARD_ONLY if fns.given(n)]
         if feed_forward:
             raise ValueError(
                 f"functions {', '.join(feed_forward)} (exercises 7.1, 7.2) are "
@@ -199,11 +200,9 @@ def start_run(
         config,
         envs.single_observation_space,
         envs.single_action_space,
-        networks=fns.actor_critic_networks,
-        replay=fns.replay_sequence,
+        functions=fns,
     )
     agent.to(device)
-    agent.use_functions(fns.gaussian_log_prob, fns.categorical_entropy)
     optimizer = FlatAdam(  # one flat tensor: one Adam step, one clipping norm
         agent,
         lr=config.learning_rate,
@@ -248,13 +247,15 @@ def make_agent(
     config: PPOConfig,
     observation_space: gym.Space,
     action_space: gym.Space,
-    networks: NetworksFn = actor_critic_networks,
-    replay: Callable | None = None,
+    functions: LessonFunctions | None = None,
 ) -> ActorCritic:
-    """The actor-critic for these spaces, built as `config` says; its separate actor
-    and critic come from `networks` (Exercise 5.3's contract). With
+    """The actor-critic for these spaces, built as `config` says, with the run's
+    lesson functions (default: the references): its separate actor and critic come
+    from `functions.actor_critic_networks` (Exercise 5.3), its log π and H from
+    `gaussian_log_prob` and `categorical_entropy` (5.1, 5.2). With
     `config.recurrent = "gru"` a `RecurrentActorCritic` (lesson 11) whose update
-    replays with `replay` (Exercise 11.1's contract; default the reference)."""
+    replays with `functions.replay_sequence` (Exercise 11.1)."""
+    functions = LessonFunctions() if functions is None else functions
     check_spaces(observation_space, action_space)
     discrete = isinstance(action_space, gym.spaces.Discrete)
     common = dict(
@@ -268,14 +269,25 @@ def make_agent(
         init_value=config.init_value,
         norm_obs=config.norm_obs,
         squash_to=squash_bounds(config, action_space),
-        networks=networks,
+        networks=functions.actor_critic_networks,
     )
-    memory = {} if replay is None else {"replay_fn": replay}
-    if config.recurrent == "gru":
-        return RecurrentActorCritic(**common, **memory)
-    if config.frame_stack > 1:
-        return FrameStackActorCritic(frames=config.frame_stack, **common, **memory)
-    return ActorCritic(shared=config.shared_network, **common)
+    heads = dict(
+        gaussian_log_prob=functions.gaussian_log_prob,
+        categorical_entropy=functions.categorical_entropy,
+    )
+    if config.recurrent == "gru" or config.frame_stack > 1:
+        memory = dict(**common, replay_fn=functions.replay_sequence)
+        agent = (
+            RecurrentActorCritic(**memory)
+            if config.recurrent == "gru"
+            else FrameStackActorCritic(frames=config.frame_stack, **memory)
+        )
+        # memory's classes do not pass the two functions on to ActorCritic.__init__
+        # yet: they are set here, as the agent is made
+        agent.gaussian_log_prob = functions.gaussian_log_prob
+        agent.categorical_entropy = functions.categorical_entropy
+        return agent
+    return ActorCritic(shared=config.shared_network, **common, **heads)
 
 
 def squash_bounds(

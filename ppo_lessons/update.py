@@ -15,15 +15,18 @@ the old and new policy, and the fraction of samples whose ratio was clipped. Wit
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Callable
 from dataclasses import dataclass, fields
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, Protocol
 
 import torch
 from torch import nn
 
 from ppo_lessons.clipping import clipped_surrogate_objective
-from ppo_lessons.importance_sampling import probability_ratio
+
+# imported for `references()` alone, which reads it as this module's name
+from ppo_lessons.importance_sampling import probability_ratio  # noqa: F401
 from ppo_lessons.losses import value_loss
 from ppo_lessons.networks import ActorCritic
 
@@ -37,7 +40,7 @@ __all__ = [
     "Batch",
     "MINIBATCH_METRICS",
     "PPOLossTerms",
-    "UpdateFunctions",
+    "UpdateSeam",
     "UpdateSettings",
     "advantages_for_loss",
     "approx_kl",
@@ -51,6 +54,7 @@ __all__ = [
     "ppo_loss",
     "ppo_loss_terms",
     "ppo_update",
+    "references",
     "shuffled_minibatches",
 ]
 
@@ -282,18 +286,24 @@ class UpdateSettings:
         return cls(**{f.name: getattr(config, f.name) for f in fields(cls)})
 
 
-@dataclass(frozen=True)
-class UpdateFunctions:
-    """The lesson functions one update calls; any can be a student's own (same
-    contracts). `ppo_loss` None means: assemble it from `clipped_surrogate_objective`
-    and `value_loss` (so a student's objective alone also reaches the update)."""
+class UpdateSeam(Protocol):
+    """The fields of the run's one bundle (`ppo_lessons.functions.LessonFunctions`,
+    lesson 07's, built on this module) that the update reads; any can be a student's
+    own. `ppo_loss` the reference: the loss is assembled from the objective and the
+    value loss given (so an objective alone reaches the update)."""
 
-    clipped_surrogate_objective: Objective = clipped_surrogate_objective
-    value_loss: ValueLoss = value_loss
-    ppo_loss: Callable[..., torch.Tensor] | None = None
-    minibatch_indices: Callable[..., list[torch.Tensor]] = minibatch_indices
-    approx_kl: Callable[..., torch.Tensor] = approx_kl
-    probability_ratio: Callable[..., torch.Tensor] = probability_ratio
+    clipped_surrogate_objective: Objective
+    value_loss: ValueLoss
+    ppo_loss: Callable[..., torch.Tensor]
+    minibatch_indices: Callable[..., list[torch.Tensor]]
+    approx_kl: Callable[..., torch.Tensor]
+    probability_ratio: Callable[..., torch.Tensor]
+
+
+def references() -> UpdateSeam:
+    """The update's default: this module, whose names (`ppo_loss`, `approx_kl`,
+    ...) are the references (a module satisfies a Protocol)."""
+    return sys.modules[__name__]
 
 
 MINIBATCH_METRICS = (
@@ -355,16 +365,18 @@ def minibatch_loss(
     batch: Batch,
     idx: torch.Tensor | slice,
     settings: UpdateSettings,
-    functions: UpdateFunctions = UpdateFunctions(),  # noqa: B008 (frozen)
+    functions: UpdateSeam | None = None,
     with_metrics: bool = True,
 ) -> tuple[torch.Tensor, torch.Tensor | None]:
     """The loss of minibatch `batch[idx]` and its detached metrics, one value per
     name of `MINIBATCH_METRICS` (None when not `with_metrics`: the update skips
-    them in epochs whose metrics nobody reads)."""
+    them in epochs whose metrics nobody reads); `functions` the run's lesson
+    functions (None: the references)."""
+    functions = references() if functions is None else functions
     policy_out, new_values = agent.policy_and_value(batch.obs[idx])
     # with ent_coef = 0 the entropy only feeds the metrics: skip it when they are not
     # read (its term, 0 · H, would add exact zeros to the loss and the gradient)
-    own_loss = functions.ppo_loss is not None
+    own_loss = functions.ppo_loss is not ppo_loss  # else: assembled from its pieces
     if with_metrics or own_loss or settings.ent_coef != 0.0:
         new_log_probs, entropy = agent.log_prob_entropy(policy_out, batch.actions[idx])
     else:
@@ -431,9 +443,15 @@ def ppo_update(
     batch: Batch,
     settings: UpdateSettings,
     generator: torch.Generator | None = None,
-    functions: UpdateFunctions = UpdateFunctions(),  # noqa: B008 (frozen)
+    *,
+    functions: UpdateSeam | None = None,
 ) -> dict[str, torch.Tensor]:
     """`update_epochs` passes of minibatch gradient steps over `batch` (a `Batch`).
+
+    Exercise 7.2's contract is the first five arguments; `functions` is the run's
+    bundle of lesson functions (`ppo_lessons.functions.LessonFunctions`; None: the
+    references), through which a student's loss, objective, value loss, minibatches,
+    KL and ratio reach the reference update.
 
     Per minibatch: the loss (`ppo_loss`), a gradient step of `optimizer` with the
     gradient clipped to global norm `max_grad_norm`. With `target_kl`, the epochs
@@ -447,6 +465,7 @@ def ppo_update(
     """
     # its twin with a member axis, line for line: population.update.population_update
     # (where this loop breaks at target_kl, a member leaves its `active` mask)
+    functions = references() if functions is None else functions
     M = settings.minibatch_size
     # the tensors the optimizer steps (one flat tensor with `speed.FlatAdam`)
     params = [p for group in optimizer.param_groups for p in group["params"]]

@@ -1,5 +1,5 @@
 """A typical tutorial implementation's flaws (lesson 08), reproduced with the trainer's
-pluggable pieces:
+pluggable pieces (`train(config, functions={"compute_gae": ...})`, or the update phase):
 
     compute_gae_truncation_as_termination   the old Gym `done`: a time-limit cut is
                                             treated as a terminal state
@@ -16,11 +16,12 @@ import dataclasses
 import torch
 
 from ppo_lessons.buffer import RolloutBuffer
+from ppo_lessons.functions import LessonFunctions
 from ppo_lessons.gae import compute_gae
 from ppo_lessons.rollout import gae_from_buffer, value_rollout
 from ppo_lessons.trainer import Run, TrainResult, train
 from ppo_lessons.trainer_config import PPOConfig
-from ppo_lessons.update import UpdateFunctions, UpdateSettings, ppo_update
+from ppo_lessons.update import UpdateSettings, ppo_update
 
 __all__ = [
     "CriticFirstUpdate",
@@ -110,7 +111,8 @@ class CriticFirstUpdate:
         advantages, returns = gae_from_buffer(buffer, config.gamma, config.gae_lambda)
         fit = ppo_update(
             run.agent, self.critic_optimizer, buffer.flatten(advantages, returns),
-            critic_only, run.generator, UpdateFunctions(zero_objective),
+            critic_only, run.generator,
+            functions=LessonFunctions(clipped_surrogate_objective=zero_objective),
         )  # fmt: skip
         if self.advantages_from == "updated":
             collected_values = buffer.values.clone()

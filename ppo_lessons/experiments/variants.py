@@ -16,7 +16,13 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ppo_lessons.experiments.records import RunRecord, describe_runs, record_run
-from ppo_lessons.population import SHARED_FIELDS, PopulationResult, train_population
+from ppo_lessons.functions import LessonFunctions
+from ppo_lessons.population import (
+    POPULATION_FUNCTIONS,
+    SHARED_FIELDS,
+    PopulationResult,
+    train_population,
+)
 from ppo_lessons.trainer import TrainResult, train
 from ppo_lessons.trainer_config import PPOConfig
 
@@ -51,9 +57,10 @@ def run_seeds(
             **train_kwargs).
         final_fraction: the last fraction of updates that `final_return` averages.
         population: train all seeds as one population (`train_population`) where
-            it can (`runner` is `train`, env_backend 'torch', train_kwargs among
-            the lesson functions a population swaps); False: one run after another.
-        **train_kwargs: passed on, e.g. compute_gae=... or objective=...
+            it can (`runner` is `train`, env_backend 'torch', train_kwargs at most
+            `functions` of the names a population swaps); False: one run after
+            another.
+        **train_kwargs: passed on, e.g. functions={"compute_gae": ...}
 
     Returns:
         One `RunRecord` per seed, in the order of `seeds`.
@@ -67,35 +74,37 @@ def run_seeds(
 
 @dataclass(frozen=True)
 class Variant:
-    """One arm of an experiment: config overrides, extra `train` arguments (the
-    pluggable pieces) and the training function."""
+    """One arm of an experiment: config overrides, extra `train` arguments (e.g.
+    the pluggable pieces, `train_kwargs=dict(functions={"compute_gae": ...})`) and
+    the training function."""
 
     overrides: Mapping[str, Any] = field(default_factory=dict)
     train_kwargs: Mapping[str, Any] = field(default_factory=dict)
     runner: Callable[..., TrainResult] = train
 
 
-# train's keyword -> the lesson function a population swaps for it
-POPULATION_KWARGS = {
-    "compute_gae": "compute_gae",
-    "objective": "clipped_surrogate_objective",
-    "value_loss": "value_loss",
-}
+# the keywords of `train` a population takes: its lesson functions (the names in
+# `ppo_lessons.population.POPULATION_FUNCTIONS`)
+POPULATION_KWARGS = ("functions",)
 
 
 def population_overrides(base: PPOConfig, variant: Variant) -> dict | None:
     """The variant as `train_population` takes it ({field: value, "functions":
-    {...}}), or None if it needs runs of its own (another runner, a keyword a
-    population cannot take, or a base config a population refuses)."""
+    {...}}), or None if it needs runs of its own (another runner, a keyword of
+    `train` other than `functions`, a function a population cannot take, or a base
+    config a population refuses)."""
     if (
         variant.runner is not train
         or base.env_backend != "torch"
         or base.shared_network
         or base.squash_actions
-        or not set(variant.train_kwargs) <= POPULATION_KWARGS.keys()
+        or not set(variant.train_kwargs) <= set(POPULATION_KWARGS)
     ):
         return None
-    functions = {POPULATION_KWARGS[k]: f for k, f in variant.train_kwargs.items()}
+    functions = variant.train_kwargs.get("functions") or {}
+    given = functions.counters if isinstance(functions, LessonFunctions) else functions
+    if not set(given) <= set(POPULATION_FUNCTIONS):
+        return None
     return {**variant.overrides, "functions": functions}
 
 

@@ -26,8 +26,9 @@ from dataclasses import asdict, dataclass, field, replace
 
 import torch
 
-from ppo_lessons import gae, update
-from ppo_lessons.functions import CallCounter, compose
+from ppo_lessons import update
+from ppo_lessons.exercises import EXERCISES
+from ppo_lessons.functions import bundle_class, bundle_of
 from ppo_lessons.language import tokens as token_fns
 from ppo_lessons.language.model import Completions, TinyLM, sample, score
 from ppo_lessons.language.pretrain import PretrainConfig, pretrained
@@ -40,16 +41,30 @@ from ppo_lessons.language.task import (
     sample_pairs,
 )
 
-__all__ = ["LANGUAGE_FUNCTIONS", "FinetuneConfig", "FinetuneResult", "finetune"]
+__all__ = [
+    "LANGUAGE_FUNCTIONS",
+    "FinetuneConfig",
+    "FinetuneResult",
+    "LanguageFunctions",
+    "finetune",
+]
 
-# the exercise functions fine-tuning calls, by name, and their references
+# the exercise functions fine-tuning calls, one field each with its reference, read
+# from the table: the two of lessons 06 and 04 it reuses, then lesson 10's. Its own
+# bundle class, made as `train`'s (`ppo_lessons.functions.bundle_class`): lesson 07's
+# `LessonFunctions` cannot hold lesson 10's references (a floor below them)
+REUSED = ("ppo_loss", "compute_gae")
+LanguageFunctions = bundle_class(
+    "LanguageFunctions",
+    sorted(
+        (ex for ex in EXERCISES if ex.lesson == 10 or ex.function in REUSED),
+        key=lambda ex: REUSED.index(ex.function) if ex.function in REUSED else 2,
+    ),
+    """The lesson functions one fine-tuning run calls (the reference or a student's
+    own, same contracts); `counters` holds the given ones as they run.""",
+)
 LANGUAGE_FUNCTIONS: dict[str, Callable] = {
-    "ppo_loss": update.ppo_loss,
-    "compute_gae": gae.compute_gae,
-    "kl_penalized_rewards": token_fns.kl_penalized_rewards,
-    "masked_whiten": token_fns.masked_whiten,
-    "group_advantages": token_fns.group_advantages,
-    "token_loss": token_fns.token_loss,
+    name: getattr(LanguageFunctions(), name) for name in LanguageFunctions.exercises
 }
 REWARDS = {"exact": exact_reward, "lenient": lenient_reward}
 
@@ -169,7 +184,7 @@ def evaluate(
 def finetune(
     method: str,
     seed: int,
-    functions: Mapping[str, Callable] | None = None,
+    functions: Mapping[str, Callable] | LanguageFunctions | None = None,
     config: FinetuneConfig | None = None,
     pretrain_config: PretrainConfig | None = None,
     progress: bool = True,
@@ -238,26 +253,17 @@ def finetune(
         history=history,
         pretrain_seconds=pretrain_seconds,
         finetune_seconds=seconds,
-        function_calls={
-            n: c.calls for n, c in fns.items() if isinstance(c, CallCounter)
-        },
+        function_calls=fns.calls(),
         samples=samples,
     )
 
 
-def language_functions(functions: Mapping[str, Callable] | None) -> dict[str, Callable]:
-    """The run's functions by name: the given ones composed and counted, the rest the
+def language_functions(
+    functions: Mapping[str, Callable] | LanguageFunctions | None,
+) -> LanguageFunctions:
+    """The run's functions: the given ones composed and counted, the rest the
     references. Raises ValueError for a name fine-tuning does not take."""
-    functions = dict(functions or {})
-    for name, fn in functions.items():
-        if name not in LANGUAGE_FUNCTIONS:
-            raise ValueError(
-                f"functions has the name {name!r}, which fine-tuning does not call; "
-                f"valid names: {', '.join(LANGUAGE_FUNCTIONS)}"
-            )
-        if not callable(fn):
-            raise ValueError(f"functions[{name!r}] must be callable, got {fn!r}")
-    return {**LANGUAGE_FUNCTIONS, **compose(functions, LANGUAGE_FUNCTIONS)}
+    return bundle_of(LanguageFunctions, functions, "fine-tuning does not call")
 
 
 def rollout(
@@ -316,18 +322,18 @@ def ppo_iteration(
     with torch.no_grad():
         _, _, values = score(model, batch, config.temperature)
         values = values * mask
-        rewards = fns["kl_penalized_rewards"](
+        rewards = fns.kl_penalized_rewards(
             scores, batch.log_probs, ref_log_probs, mask, config.kl_coef
         )
         advantages, returns = token_gae(fns, rewards, values, mask, config.gae_lambda)
-        advantages = fns["masked_whiten"](advantages, mask)
+        advantages = fns.masked_whiten(advantages, mask)
     clipped = []
     for _ in range(config.update_epochs):
         for idx in minibatches(len(scores), config, generator):
             mb = subset(batch, idx)
             log_probs, entropy, new_values = score(model, mb, config.temperature)
             m = mb.mask
-            loss = fns["ppo_loss"](
+            loss = fns.ppo_loss(
                 log_probs[m], mb.log_probs[m], advantages[idx][m], new_values[m],
                 values[idx][m], returns[idx][m], entropy[m], config.clip_coef,
                 config.clip_coef, config.vf_coef, config.ent_coef, False,
@@ -340,7 +346,7 @@ def ppo_iteration(
 
 
 def token_gae(
-    fns: Mapping[str, Callable],
+    fns: LanguageFunctions,
     rewards: torch.Tensor,
     values: torch.Tensor,
     mask: torch.Tensor,
@@ -361,7 +367,7 @@ def token_gae(
     last = mask & ~torch.cat([mask[:, 1:], torch.zeros_like(mask[:, :1])], dim=1)
     ends = (last | ~mask).float()
     next_values = torch.cat([values[:, 1:], torch.zeros_like(values[:, :1])], dim=1)
-    advantages, returns = fns["compute_gae"](
+    advantages, returns = fns.compute_gae(
         rewards.T, values.T, next_values.T, ends.T, torch.zeros_like(ends.T), 1.0, lam
     )
     return advantages.T, returns.T
@@ -376,7 +382,7 @@ def grpo_iteration(
         model, reference, config, generator, G
     )
     with torch.no_grad():
-        advantages = fns["group_advantages"](scores, G, config.scale_advantages)
+        advantages = fns.group_advantages(scores, G, config.scale_advantages)
     clipped = []
     for _ in range(config.update_epochs):
         for idx in minibatches(len(scores), config, generator):
@@ -396,7 +402,7 @@ def grpo_iteration(
             if config.aggregation == "constant" and pad > 0:
                 per_token = torch.nn.functional.pad(per_token, (0, pad))
                 mask = torch.nn.functional.pad(mask, (0, pad), value=False)
-            loss = fns["token_loss"](per_token, mask, config.aggregation)
+            loss = fns.token_loss(per_token, mask, config.aggregation)
             step_optimizer(model, optimizer, loss, config)
             with torch.no_grad():
                 clipped.append(((ratio - 1).abs() > eps)[mb.mask].float().mean())

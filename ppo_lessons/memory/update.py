@@ -25,9 +25,10 @@ from ppo_lessons.update import (
     KL_INDEX,
     MINIBATCH_METRICS,
     Batch,
-    UpdateFunctions,
+    UpdateSeam,
     UpdateSettings,
     minibatch_loss,
+    references,
 )
 
 __all__ = ["recurrent_update", "sequence_minibatch", "sequence_replay_error"]
@@ -84,10 +85,13 @@ def recurrent_update(
     returns: torch.Tensor,
     settings: UpdateSettings,
     generator: torch.Generator | None = None,
-    functions: UpdateFunctions = UpdateFunctions(),  # noqa: B008 (frozen)
+    *,
+    functions: UpdateSeam | None = None,
 ) -> dict[str, torch.Tensor]:
     """`update_epochs` passes over the rollout's sequences, env-wise minibatches of
-    `settings.minibatch_size // T` envs; metrics as `ppo_lessons.update.ppo_update`."""
+    `settings.minibatch_size // T` envs; metrics as `ppo_lessons.update.ppo_update`,
+    `functions` the run's bundle as there (None: the references)."""
+    functions = references() if functions is None else functions
     # its twin without memory, line for line: ppo_lessons.update.ppo_update
     # (there the minibatches index transitions; here they index whole env sequences)
     T, N = buffer.num_steps, buffer.num_envs

@@ -2,7 +2,9 @@
 
 A population is every (variant, seed) pair. A variant overrides `PPOConfig` fields
 that PPO lets differ inside one batch (`PER_MEMBER_FIELDS`) and may swap lesson
-functions (`functions`, as `train(functions=...)` does). Fields that decide the
+functions (`functions`, as `train(functions=...)` does: a dict of exercise name ->
+callable, or a `LessonFunctions`; the names of `POPULATION_FUNCTIONS`, the others
+refused with the reason in `NOT_IN_A_POPULATION`). Fields that decide the
 shapes of the batched tensors, the env or the device are shared (`SHARED_FIELDS`);
 a variant that overrides one is refused before anything is built.
 """
@@ -13,17 +15,19 @@ import dataclasses
 import math
 import os
 from collections import Counter
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import torch
 
 from ppo_lessons.envs import resolve_device
+from ppo_lessons.functions import TRAINER_EXERCISES, LessonFunctions, trainer_functions
 from ppo_lessons.torch_envs import TORCH_ENV_IDS, make_torch_vector_env
 from ppo_lessons.trainer_config import PPOConfig
 
 __all__ = [
+    "NOT_IN_A_POPULATION",
     "PER_MEMBER_FIELDS",
     "POPULATION_FUNCTIONS",
     "SHARED_FIELDS",
@@ -60,10 +64,36 @@ SHARED_FIELDS: dict[str, str] = {
     "device": "one population runs on one device",
     "torch_threads": "one population runs in one process",
     "seed": "the members' seeds are the `seeds` argument",
+    "recurrent": "a population has no memory (lesson 11's policies train one seed "
+    "at a time)",
+    "frame_stack": "a population has no memory (lesson 11's policies train one "
+    "seed at a time)",
 }
-# lesson functions a variant may replace (called once per group of members that
-# share their scalar settings, with the lesson's contract)
-POPULATION_FUNCTIONS = ("compute_gae", "clipped_surrogate_objective", "value_loss")
+# the exercise functions `train` takes that a population cannot take, and why
+NOT_IN_A_POPULATION: dict[str, str] = {
+    "collect_rollout": "the rollout is one call for all members, on the batched "
+    "network, drawing from the members' counter-based streams (not a torch.Generator)",
+    "ppo_update": "the update is one loop over all members at once "
+    "(ppo_lessons.population.update.population_update), not one agent's update",
+    "minibatch_indices": "each member's minibatch order comes from its own "
+    "counter-based stream, so that a member trains the same whoever its neighbours "
+    "are; minibatch_indices draws from one torch.Generator",
+    "gaussian_log_prob": "log π of all members is one call on the batched network "
+    "(ppo_lessons.population.network), in the rollout and in the update",
+    "categorical_entropy": "H of all members is one call on the batched network "
+    "(ppo_lessons.population.network)",
+    "actor_critic_networks": "the members' networks are computed as stacked "
+    "Linear layers with the config's activation between them; another architecture "
+    "would not be the one its function built",
+    "replay_sequence": "a population has no memory (lesson 11's policies train one "
+    "seed at a time)",
+}
+# lesson functions a variant may replace: the rest of the trainer's (each called
+# once per group of members that share it and their scalar settings, mapped over
+# the members with `torch.func.vmap`, or for explained_variance member by member)
+POPULATION_FUNCTIONS = tuple(
+    name for name in TRAINER_EXERCISES if name not in NOT_IN_A_POPULATION
+)
 
 
 @dataclass(frozen=True)
@@ -73,7 +103,7 @@ class MemberSpec:
     variant: str
     seed: int
     config: PPOConfig
-    functions: Mapping[str, Callable]
+    functions: LessonFunctions
 
 
 def check_seeds(seeds: Sequence[int]) -> list[int]:
@@ -123,7 +153,7 @@ def check_config(config: PPOConfig) -> None:
 
 def check_variant(name: object, overrides: object) -> None:
     """A variant's name is a non-empty string; its overrides are per-member fields
-    or `functions` (a mapping of `POPULATION_FUNCTIONS` names to callables)."""
+    or `functions` (`POPULATION_FUNCTIONS` names to callables, or a bundle)."""
     if not isinstance(name, str) or not name:
         raise ValueError(f"a variant's name must be a non-empty string, got {name!r}")
     if not isinstance(overrides, Mapping):
@@ -147,19 +177,25 @@ def check_variant(name: object, overrides: object) -> None:
             )
 
 
-def check_functions(name: str, functions: object) -> None:
-    if not isinstance(functions, Mapping):
+def check_functions(name: str, functions: object) -> LessonFunctions:
+    """The variant's functions as the members' bundle (`trainer_functions`, the
+    door of `train`); a name a population cannot take is refused, saying why."""
+    if not isinstance(functions, (Mapping, LessonFunctions)):
         raise ValueError(
             f"variant {name!r}: functions must map names to callables, "
             f"got {functions!r}"
         )
-    for fn_name, fn in functions.items():
+    given = functions if isinstance(functions, Mapping) else functions.counters
+    for fn_name, fn in given.items():
         if fn_name not in POPULATION_FUNCTIONS or not callable(fn):
+            why = NOT_IN_A_POPULATION.get(fn_name)
             raise ValueError(
-                f"variant {name!r}: functions[{fn_name!r}] = {fn!r} is not allowed; "
-                f"a population can swap {', '.join(POPULATION_FUNCTIONS)} "
+                f"variant {name!r}: functions[{fn_name!r}] = {fn!r} is not allowed"
+                + (f" ({why})" if why and callable(fn) else "")
+                + f"; a population can swap {', '.join(POPULATION_FUNCTIONS)} "
                 "(each a callable with the lesson's contract)"
             )
+    return trainer_functions(functions)
 
 
 def member_specs(
@@ -186,7 +222,7 @@ def member_specs(
     for name, overrides in variants.items():
         check_variant(name, overrides)
         fields = {k: v for k, v in overrides.items() if k != "functions"}
-        functions = dict(overrides.get("functions", {}))
+        functions = check_functions(name, overrides.get("functions", {}))
         for seed in seeds:
             member = config.replace(seed=seed, **fields)  # validates the values
             specs.append(MemberSpec(name, seed, member, functions))

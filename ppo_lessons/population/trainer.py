@@ -52,6 +52,7 @@ from ppo_lessons.population.random import MemberStreams
 from ppo_lessons.population.update import (
     MemberSettings,
     member_batch,
+    member_explained_variance,
     member_gae,
     population_update,
 )
@@ -65,7 +66,6 @@ from ppo_lessons.trainer import (
 )
 from ppo_lessons.trainer_config import PPOConfig
 from ppo_lessons.trainer_display import progress_bar
-from ppo_lessons.update import explained_variance
 
 __all__ = ["Member", "PopulationResult", "train_population"]
 
@@ -114,7 +114,7 @@ def build_members(
         torch.manual_seed(spec.seed)  # the member's initial weights, as in train
         agent = make_agent(
             spec.config, envs.single_observation_space, envs.single_action_space
-        )
+        )  # the reference networks: the population computes them (members.py)
         members.append(Member(spec.variant, spec.seed, spec.config, agent))
     return members
 
@@ -177,7 +177,8 @@ def train_population(
             minibatch order depend on its seed alone, never on its neighbours).
         variants: name -> overrides of per-member fields
             (`ppo_lessons.population.PER_MEMBER_FIELDS`) and optionally
-            `functions` (lesson functions to swap, `POPULATION_FUNCTIONS`);
+            `functions` (lesson functions to swap, as `train` takes them: a dict
+            or a `LessonFunctions`, of the names in `POPULATION_FUNCTIONS`);
             None: one variant, "config". A variant overriding a shared field
             (shapes, env, device: `SHARED_FIELDS`) is refused, naming the field.
         progress: show a progress bar (member steps, and members solved).
@@ -229,9 +230,7 @@ def run_population(
             advantages, returns = member_gae(buffer, settings, N)
             batch = member_batch(buffer, advantages, returns, K)
             metrics = population_update(net, adam, batch, settings, streams, lr)
-            metrics["explained_variance"] = torch.vmap(explained_variance)(
-                batch.values, batch.returns
-            )
+            metrics["explained_variance"] = member_explained_variance(batch, settings)
             metrics["value_mean"] = batch.values.mean(dim=1)  # (K,) the mean V
             log_members(members, envs, metrics, lr, step, update, tick, T * N)
             seconds = time.perf_counter() - start

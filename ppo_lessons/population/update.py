@@ -8,7 +8,12 @@ The math is the lessons' functions, not a copy of them:
   place the loss is assembled, advantages normalized where `norm_adv`) on member k's
   own minibatch, mapped over the members by `torch.func.vmap` with each member's
   vf_coef, ent_coef and norm_adv, once per group of members that share the scalar
-  settings and functions (clip_coef, clip_vloss, the objective, the value loss).
+  settings and functions (clip_coef, clip_vloss, the objective, the value loss, the
+  KL and the ratio). A member's own `ppo_loss` is mapped the same way, its group
+  sharing vf_coef, ent_coef and norm_adv too (a Python bool, as the contract says).
+- The lesson functions a variant gives (`MemberSpec.functions`, the run's bundle as
+  `train` takes it) run where the references would; the ones a population cannot
+  take are refused with the reason (`members.NOT_IN_A_POPULATION`).
 - The step: the population minimizes Σ_k loss_k. The members' parameters are
   disjoint, so ∂(Σ_j loss_j)/∂θ_k = ∂loss_k/∂θ_k: each member gets exactly its own
   gradient, clipped to its own norm, and its own Adam step.
@@ -34,10 +39,7 @@ from torch.func import vmap
 from torch.utils._pytree import tree_map
 
 from ppo_lessons.buffer import Batch, RolloutBuffer
-from ppo_lessons.clipping import clipped_surrogate_objective
-from ppo_lessons.gae import compute_gae
-from ppo_lessons.importance_sampling import probability_ratio
-from ppo_lessons.losses import value_loss
+from ppo_lessons.functions import REFERENCES
 from ppo_lessons.population.members import MemberSpec
 from ppo_lessons.population.network import (
     PopulationActorCritic,
@@ -49,8 +51,8 @@ from ppo_lessons.update import (
     KL_INDEX,
     MINIBATCH_METRICS,
     PPOLossTerms,
-    approx_kl,
     clip_fraction,
+    explained_variance,
     minibatch_metrics,
     ppo_loss_terms,
 )
@@ -61,6 +63,7 @@ __all__ = [
     "MemberGroup",
     "MemberSettings",
     "member_batch",
+    "member_explained_variance",
     "member_gae",
     "member_losses",
     "member_minibatches",
@@ -79,6 +82,14 @@ class GaeKey(NamedTuple):
     compute_gae: Callable
 
 
+class OwnLossScalars(NamedTuple):
+    """What members with a given `ppo_loss` share besides: its Python arguments."""
+
+    vf_coef: float
+    ent_coef: float
+    norm_adv: bool
+
+
 class LossKey(NamedTuple):
     """What members must share to be one `vmap` of the loss (and of the KL)."""
 
@@ -86,6 +97,10 @@ class LossKey(NamedTuple):
     clip_vloss: bool
     clipped_surrogate_objective: Callable
     value_loss: Callable
+    ppo_loss: Callable
+    own_loss: OwnLossScalars | None  # None: the reference loss (tensors per member)
+    approx_kl: Callable
+    probability_ratio: Callable
     kl_estimator: str
 
 
@@ -94,7 +109,7 @@ class MemberGroup:
     """Members that share one scalar setting (`key`): `index` (G,) which ones,
     `everyone` when all members do (then no gathering is needed)."""
 
-    key: Any  # a GaeKey or a LossKey
+    key: Any  # a GaeKey, a LossKey or an explained_variance function
     index: torch.Tensor
     everyone: bool
 
@@ -145,6 +160,7 @@ class MemberSettings:
     norm_reward: torch.Tensor  # bool
     gae_groups: list[MemberGroup]  # key a GaeKey
     loss_groups: list[MemberGroup]  # key a LossKey
+    metric_groups: list[MemberGroup]  # key the explained_variance function
     update_epochs: int
     minibatch_size: int
     any_target_kl: bool
@@ -164,22 +180,12 @@ class MemberSettings:
             GaeKey(
                 gamma=c.gamma,
                 gae_lambda=c.gae_lambda,
-                compute_gae=s.functions.get("compute_gae", compute_gae),
+                compute_gae=s.functions.compute_gae,
             )
             for c, s in zip(configs, specs, strict=True)
         ]
-        loss_keys = [
-            LossKey(
-                clip_coef=c.clip_coef,
-                clip_vloss=c.clip_vloss,
-                clipped_surrogate_objective=s.functions.get(
-                    "clipped_surrogate_objective", clipped_surrogate_objective
-                ),
-                value_loss=s.functions.get("value_loss", value_loss),
-                kl_estimator=c.kl_estimator,
-            )
-            for c, s in zip(configs, specs, strict=True)
-        ]
+        loss_keys = [loss_key(c, s) for c, s in zip(configs, specs, strict=True)]
+        metric_keys = [s.functions.explained_variance for s in specs]
         flags = {n: column(n, dtype=torch.bool) for n in ("anneal_lr", "norm_adv")}
         flags |= {n: column(n, dtype=torch.bool) for n in ("norm_obs", "norm_reward")}
         return cls(
@@ -190,10 +196,32 @@ class MemberSettings:
             gamma=column("gamma", dtype=torch.float64),
             gae_groups=group_members(gae_keys, device),
             loss_groups=group_members(loss_keys, device),
+            metric_groups=group_members(metric_keys, device),
             update_epochs=configs[0].update_epochs,
             minibatch_size=configs[0].minibatch_size,
             any_target_kl=any(c.target_kl is not None for c in configs),
         )
+
+
+def loss_key(config: Any, spec: MemberSpec) -> LossKey:
+    """A member's `LossKey`: its scalar settings and lesson functions."""
+    fns = spec.functions
+    own = fns.ppo_loss is not REFERENCES["ppo_loss"]
+    return LossKey(
+        clip_coef=config.clip_coef,
+        clip_vloss=config.clip_vloss,
+        clipped_surrogate_objective=fns.clipped_surrogate_objective,
+        value_loss=fns.value_loss,
+        ppo_loss=fns.ppo_loss,
+        own_loss=(
+            OwnLossScalars(config.vf_coef, config.ent_coef, config.norm_adv)
+            if own
+            else None
+        ),
+        approx_kl=fns.approx_kl,
+        probability_ratio=fns.probability_ratio,
+        kl_estimator=config.kl_estimator,
+    )
 
 
 # ---------------------------------------------------------------- GAE
@@ -255,16 +283,34 @@ def loss_terms(
 ) -> PPOLossTerms:
     """`ppo_loss_terms` of each of the group's members, mapped over them by one
     `vmap`: every argument (G, M) or (G,) (the members' vf_coef, ent_coef and
-    norm_adv), the group's scalar settings shared. Each field (G,)."""
+    norm_adv), the group's scalar settings shared. Each field (G,). With a given
+    `ppo_loss` (its group shares vf_coef, ent_coef and norm_adv), the loss is
+    that function's, the terms (for the metrics) the reference's, as
+    `ppo_lessons.update.minibatch_loss` does."""
     key: LossKey = group.key
     (old_log_probs, advantages, new_values, old_values, returns, entropy,
      vf_coef, ent_coef, norm_adv) = tensors  # fmt: skip
+    value_clip = key.clip_coef if key.clip_vloss else None
+    if key.own_loss is not None:
+        scalars = key.own_loss
+        own_in_dims = (0, 0, 0, 0, 0, 0, 0, None, None, None, None, None)
+        loss = vmap(key.ppo_loss, in_dims=own_in_dims)(
+            new_log_probs, old_log_probs, advantages, new_values, old_values,
+            returns, entropy, key.clip_coef, value_clip, scalars.vf_coef,
+            scalars.ent_coef, scalars.norm_adv,
+        )  # fmt: skip
+        with torch.no_grad():  # the terms, for the metrics only
+            terms = vmap(ppo_loss_terms, in_dims=own_in_dims)(
+                new_log_probs, old_log_probs, advantages, new_values, old_values,
+                returns, entropy, key.clip_coef, value_clip, scalars.vf_coef,
+                scalars.ent_coef, scalars.norm_adv,
+            )  # fmt: skip
+        return terms._replace(loss=loss)
     terms = functools.partial(
         ppo_loss_terms,
         objective=key.clipped_surrogate_objective,
         value_loss_fn=key.value_loss,
     )
-    value_clip = key.clip_coef if key.clip_vloss else None
     in_dims = (0, 0, 0, 0, 0, 0, 0, None, None, 0, 0, 0)  # ε's are the group's
     return vmap(terms, in_dims=in_dims)(
         new_log_probs, old_log_probs, advantages, new_values, old_values, returns,
@@ -274,10 +320,15 @@ def loss_terms(
 
 def kl_terms(group: MemberGroup, new_log_probs, old_log_probs) -> torch.Tensor:
     """`approx_kl` of each of the group's members (G,), with the group's estimator."""
-    estimator = group.key.kl_estimator
-    return vmap(approx_kl, in_dims=(0, 0, None))(
-        new_log_probs, old_log_probs, estimator
+    key: LossKey = group.key
+    return vmap(key.approx_kl, in_dims=(0, 0, None))(
+        new_log_probs, old_log_probs, key.kl_estimator
     )
+
+
+def ratio_terms(group: MemberGroup, new_log_probs, old_log_probs) -> torch.Tensor:
+    """`probability_ratio` of the group's members (G, M): its contract takes [T, N]."""
+    return group.key.probability_ratio(new_log_probs, old_log_probs)
 
 
 def member_losses(
@@ -302,10 +353,25 @@ def member_losses(
         return loss, None
     with torch.no_grad():
         kl = per_group(groups, kl_terms, new_log_probs, mb.log_probs)
-        ratio = probability_ratio(new_log_probs, mb.log_probs)
+        ratio = per_group(groups, ratio_terms, new_log_probs, mb.log_probs)
         clipped = clip_fraction(ratio, settings.clip_coef[:, None])
         metrics = minibatch_metrics(terms, kl, clipped)
     return loss, metrics
+
+
+def member_explained_variance(batch: Batch, settings: MemberSettings) -> torch.Tensor:
+    """Each member's explained variance (K,) of its batch: the reference mapped over
+    the members by `vmap`, a given function member by member (a metric, once per
+    update; a student's may branch on a value, which `vmap` cannot)."""
+
+    def ev(group: MemberGroup, values, returns) -> torch.Tensor:
+        if group.key is explained_variance:
+            return torch.vmap(explained_variance)(values, returns)
+        return torch.stack(
+            [group.key(v, r) for v, r in zip(values, returns, strict=True)]
+        )
+
+    return per_group(settings.metric_groups, ev, batch.values, batch.returns)
 
 
 # ---------------------------------------------------------------- the update

@@ -92,7 +92,7 @@ def quiet_updates(history: list[dict]) -> list[int]:
 def cartpole_run(seed: int, buggy: bool = False) -> TrainResult:
     """Trained once per session: the healthy seed-4 run is also the bug's control."""
     gae = truncation_as_termination if buggy else compute_gae
-    return run(cartpole(seed), compute_gae=gae)
+    return run(cartpole(seed), functions={"compute_gae": gae})
 
 
 @pytest.fixture(

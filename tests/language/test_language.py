@@ -124,7 +124,7 @@ def test_token_gae_is_the_return_minus_the_value_and_padding_never_leaks():
     mask = torch.tensor([[True, True, True], [True, False, False]])
     rewards = torch.tensor([[0.0, -0.1, 1.0], [0.5, 0.0, 0.0]])
     values = torch.tensor([[0.2, 0.4, 0.6], [0.3, 9.0, -9.0]])
-    fns = {"compute_gae": compute_gae}
+    fns = ft.LanguageFunctions(compute_gae=compute_gae)
     adv, ret = ft.token_gae(fns, rewards, values, mask, lam=1.0)
     # λ = γ = 1: the advantage is the rest of the completion's reward minus V
     torch.testing.assert_close(adv[0], torch.tensor([0.9, 0.9, 1.0]) - values[0])

@@ -9,11 +9,12 @@ import torch
 from torch.distributions import Categorical, kl_divergence
 
 from ppo_lessons.buffer import RolloutBuffer
+from ppo_lessons.functions import REFERENCES, LessonFunctions
 from ppo_lessons.losses import value_loss
 from ppo_lessons.networks import ActorCritic
 from ppo_lessons.normalize import RewardScaler, RunningMeanStd
 from ppo_lessons.update import (
-    UpdateFunctions,
+    UpdateSeam,
     UpdateSettings,
     approx_kl,
     explained_variance,
@@ -262,11 +263,23 @@ def test_ppo_update_uses_the_given_objective_and_value_loss():
     torch.manual_seed(0)
     agent = ActorCritic(3, 2, discrete=True)
     optimizer = torch.optim.Adam(agent.parameters(), lr=1e-3)
-    mine = UpdateFunctions(my_objective, my_value_loss)
+    mine = LessonFunctions(
+        clipped_surrogate_objective=my_objective, value_loss=my_value_loss
+    )
     ppo_update(agent, optimizer, batch_for(agent), settings(clip_vloss=True),
-               torch.Generator(), mine)  # fmt: skip
+               torch.Generator(), functions=mine)  # fmt: skip
     assert calls["objective"] == 16  # 4 epochs x 4 minibatches
     assert calls["value_loss"] == [0.2] * 16  # clip_vloss passes clip_coef
+
+
+def test_the_update_without_functions_calls_the_references():
+    # catches: a name the update reads from the run's bundle (UpdateSeam) that the
+    # update's default (`references()`, this module's names) lacks or holds wrongly
+    from ppo_lessons import update
+
+    for name in UpdateSeam.__annotations__:
+        assert getattr(update.references(), name) is REFERENCES[name]
+        assert getattr(LessonFunctions(), name) is REFERENCES[name]
 
 
 @pytest.mark.parametrize("ent_coef", [0.0, 0.01])

@@ -243,7 +243,7 @@ def test_gae_groups_each_use_their_own_gamma_lambda_and_function():
     advantages, returns = member_gae(buffer, settings, N)
     for k, spec in enumerate(specs):
         cols = slice(k * N, (k + 1) * N)
-        fn = spec.functions.get("compute_gae", compute_gae)
+        fn = spec.functions.compute_gae
         rows = (buffer.rewards, buffer.values, buffer.next_values)
         flags = (buffer.terminated, buffer.truncated)
         adv, ret = fn(*(x[:, cols] for x in rows + flags),

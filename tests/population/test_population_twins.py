@@ -45,7 +45,8 @@ PIECES = {
     "ppo_loss_terms": "ppo_lessons.update",  # the loss combination
     "clip_fraction": "ppo_lessons.update",
     "minibatch_metrics": "ppo_lessons.update",  # the metrics record
-    "approx_kl": "ppo_lessons.update",
+    # the lesson functions (the references unless a variant gives its own)
+    "trainer_functions": "ppo_lessons.functions",
     "RewardScaler": "ppo_lessons.normalize",  # the reward scaler
     "RunningMeanStd": "ppo_lessons.normalize",
     "flatten_parameters": "ppo_lessons.speed",  # the flat parameters

@@ -123,8 +123,9 @@ def test_nan_loss_stops_training_and_keeps_the_last_good_checkpoint(tmp_path):
     with pytest.raises(
         TrainingDiverged, match=r"update 3 .*policy_loss is nan"
     ) as info:
-        train(CONFIG, objective=objective_breaking_at_update_3, save_path=path,
-              checkpoint_every=1, progress=False)  # fmt: skip
+        mine = {"clipped_surrogate_objective": objective_breaking_at_update_3}
+        train(CONFIG, functions=mine, save_path=path, checkpoint_every=1,
+              progress=False)  # fmt: skip
     assert "last good checkpoint is kept" in str(info.value)
     assert len(info.value.history) == 2
     state = load_checkpoint(path)

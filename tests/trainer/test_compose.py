@@ -15,7 +15,13 @@ import pytest
 import torch
 from support import independent_functions as own
 
-from ppo_lessons.functions import REFERENCES, compose, describe, trainer_functions
+from ppo_lessons.functions import (
+    REFERENCES,
+    LessonFunctions,
+    compose,
+    describe,
+    trainer_functions,
+)
 from ppo_lessons.presets import preset
 from ppo_lessons.trainer import train
 
@@ -160,7 +166,8 @@ def test_no_given_function_means_no_counter_and_the_references_untouched():
     # the full-batch shortcut of the reference minibatch_indices)
     fns = trainer_functions({})
     assert fns.counters == {}
-    assert fns.update.minibatch_indices is REFERENCES["minibatch_indices"]
+    assert fns.minibatch_indices is REFERENCES["minibatch_indices"]
+    assert fns == LessonFunctions()  # every field the reference
     assert describe(fns) == "every function is the package's reference"
 
 

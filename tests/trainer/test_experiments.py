@@ -18,6 +18,7 @@ from test_trainer_torch_backend import SMALL  # noqa: E402  (the test's folder i
 
 from ppo_lessons import experiments as ex  # noqa: E402
 from ppo_lessons.clipping import clipped_surrogate_objective  # noqa: E402
+from ppo_lessons.functions import LessonFunctions  # noqa: E402
 from ppo_lessons.gae import compute_gae  # noqa: E402
 from ppo_lessons.rollout import gae_from_buffer, value_rollout  # noqa: E402
 from ppo_lessons.trainer import (  # noqa: E402
@@ -28,7 +29,7 @@ from ppo_lessons.trainer import (  # noqa: E402
     start_run,
     train,
 )
-from ppo_lessons.update import UpdateFunctions, UpdateSettings, ppo_update  # noqa: E402
+from ppo_lessons.update import UpdateSettings, ppo_update  # noqa: E402
 
 
 def record(label: str, seed: int, final: float, mean: float | None = None):
@@ -262,7 +263,9 @@ def test_run_variants_trains_populations_one_per_setting_of_the_shared_fields(ca
         {
             "base": {},
             "1 epoch": {"update_epochs": 1},
-            "their gae": ex.Variant(train_kwargs={"compute_gae": counting_gae}),
+            "their gae": ex.Variant(
+                train_kwargs={"functions": {"compute_gae": counting_gae}}
+            ),
             "gamma 0.9": {"gamma": 0.9},
             "one by one": ex.Variant(runner=runner),
         },
@@ -476,8 +479,11 @@ def test_critic_first_optimizers_keep_actor_and_critic_apart():
         actor = [p.detach().clone() for p in run.agent.actor.parameters()]
         critic = [p.detach().clone() for p in run.agent.critic.parameters()]
         only = dataclasses.replace(settings, ent_coef=0.0)
-        critic_only = UpdateFunctions(ex.zero_objective)
-        ppo_update(run.agent, critic_optimizer, batch, only, run.generator, critic_only)
+        critic_only = LessonFunctions(clipped_surrogate_objective=ex.zero_objective)
+        ppo_update(
+            run.agent, critic_optimizer, batch, only, run.generator,
+            functions=critic_only,
+        )  # fmt: skip
         for before, after in zip(actor, run.agent.actor.parameters(), strict=True):
             torch.testing.assert_close(after, before, rtol=0, atol=0)
         assert any(

@@ -221,13 +221,12 @@ def test_the_trainer_uses_the_lessons_functions():
     run = start_run(probe_config("Constant", total_steps=128))
     fns = run.functions
     assert fns.compute_gae is gae.compute_gae
-    assert fns.update.clipped_surrogate_objective is (
-        clipping.clipped_surrogate_objective
-    )
-    assert fns.update.value_loss is losses.value_loss
+    assert fns.clipped_surrogate_objective is clipping.clipped_surrogate_objective
+    assert fns.value_loss is losses.value_loss
     assert fns.explained_variance is update.explained_variance
-    assert fns.update.approx_kl is update.approx_kl
-    assert fns.update.minibatch_indices is update.minibatch_indices
+    assert fns.approx_kl is update.approx_kl
+    assert fns.minibatch_indices is update.minibatch_indices
+    assert fns.ppo_update is update.ppo_update
     assert run.agent.categorical_entropy is networks.categorical_entropy
     assert fns.own == ()
     run.envs.close()
@@ -312,7 +311,12 @@ def test_students_own_functions_are_used():
 
     config = PPOConfig(total_steps=512, device="cpu")
     mine = train(
-        config, compute_gae=my_compute_gae, objective=my_objective, progress=False
+        config,
+        functions={
+            "compute_gae": my_compute_gae,
+            "clipped_surrogate_objective": my_objective,
+        },
+        progress=False,
     )
     assert calls == {"gae": 2, "objective": 2 * 20}
     reference = train(config, progress=False)
@@ -321,7 +325,7 @@ def test_students_own_functions_are_used():
     def no_advantages(rewards, values, next_values, terminated, truncated, gamma, lam):
         return torch.zeros_like(rewards), values.clone()
 
-    broken = train(config, compute_gae=no_advantages, progress=False)
+    broken = train(config, functions={"compute_gae": no_advantages}, progress=False)
     assert broken.history[-1]["policy_loss"] == 0.0
 
 
