@@ -45,6 +45,7 @@ __all__ = [
     "REFERENCES",
     "TRAINER_EXERCISES",
     "CallCounter",
+    "FunctionsBundle",
     "LessonFunctions",
     "bundle_class",
     "compose",
@@ -74,38 +75,44 @@ class FunctionsBundle:
     exercise, made by `bundle_class`): the given functions' call counters."""
 
     counters: Mapping[str, CallCounter]
-    exercises: tuple[str, ...] = ()  # the fields' names, in the table's order
+    references: Mapping[str, Callable] = {}  # the fields' defaults, in table order
 
     @property
     def own(self) -> tuple[str, ...]:
-        """The names given by the user, in the table's order."""
-        return tuple(name for name in self.exercises if name in self.counters)
+        """The names whose function is not the reference, in the table's order."""
+        return tuple(name for name in self.references if self.given(name))
+
+    def given(self, name: str) -> bool:
+        """Whether the function of `name` is the user's (not the reference)."""
+        return getattr(self, name) is not self.references[name]
 
     def calls(self) -> dict[str, int]:
         """{name: how many times it was called so far} for each given function."""
         return {name: counter.calls for name, counter in self.counters.items()}
 
-    def given(self, name: str) -> bool:
-        """Whether the function of `name` is the user's (not the reference)."""
-        return name in self.counters
 
-
-def bundle_class(name: str, exercises: Iterable[Exercise], doc: str) -> type:
-    """A frozen dataclass with one field per exercise (its function's name, the
-    reference as default, the `Exercise` in the field's metadata), plus `counters`."""
+def bundle_class(
+    name: str, exercises: Iterable[Exercise], doc: str, module: str = __name__
+) -> type:
+    """A frozen dataclass `module.name` with one field per exercise (its function's
+    name, the reference as default, the `Exercise` in the field's metadata), plus
+    `counters`."""
+    exercises = list(exercises)
+    references = {ex.function: reference(ex) for ex in exercises}
     rows = [
-        (ex.function, Callable, field(default=reference(ex), metadata={"exercise": ex}))
+        (ex.function, Callable, field(default=references[ex.function],
+                                      metadata={"exercise": ex}))
         for ex in exercises
-    ]
+    ]  # fmt: skip
     counters = field(default_factory=dict, repr=False)
     cls = dataclasses.make_dataclass(
         name,
         [*rows, ("counters", Mapping[str, Any], counters)],
         bases=(FunctionsBundle,),
         frozen=True,
-        namespace={"__doc__": doc, "exercises": tuple(r[0] for r in rows)},
+        namespace={"__doc__": doc, "references": references},
     )
-    cls.__module__ = __name__
+    cls.__module__ = module
     return cls
 
 
@@ -115,7 +122,8 @@ LessonFunctions = bundle_class(
     """The lesson functions one run calls, one field per exercise `train` takes
     (`TRAINER_EXERCISES`), each the reference or a student's own (same contract);
     `counters` holds the given ones as they run (`CallCounter`s). Made from a dict
-    by `trainer_functions`.""",
+    by `trainer_functions` (composed and counted); one made directly is used as it
+    is.""",
 )
 
 
@@ -234,16 +242,14 @@ def bundle_of(
         return functions
     functions = dict(functions or {})
     for name, fn in functions.items():
-        if name not in cls.exercises:
+        if name not in cls.references:
             raise ValueError(
                 f"functions has the name {name!r}, which {not_called}; "
-                f"valid names: {', '.join(cls.exercises)}"
+                f"valid names: {', '.join(cls.references)}"
             )
         if not callable(fn):
             raise ValueError(f"functions[{name!r}] must be callable, got {fn!r}")
-    defaults = {f.name: f.default for f in dataclasses.fields(cls)}
-    references = {name: defaults[name] for name in cls.exercises}
-    counters = compose(functions, references)
+    counters = compose(functions, cls.references)
     return cls(**counters, counters=counters)
 
 
@@ -274,7 +280,7 @@ def describe(functions: FunctionsBundle) -> str:
         code = getattr(fn, "__code__", None)
         if code is None:
             continue
-        inner = [n for n in functions.exercises if n in set(global_names(code))]
+        inner = [n for n in functions.references if n in set(global_names(code))]
         inner = [n for n in inner if n != name]
         if inner:
             whose = ", ".join(

@@ -102,7 +102,7 @@ def population_overrides(base: PPOConfig, variant: Variant) -> dict | None:
     ):
         return None
     functions = variant.train_kwargs.get("functions") or {}
-    given = functions.counters if isinstance(functions, LessonFunctions) else functions
+    given = functions.own if isinstance(functions, LessonFunctions) else functions
     if not set(given) <= set(POPULATION_FUNCTIONS):
         return None
     return {**variant.overrides, "functions": functions}

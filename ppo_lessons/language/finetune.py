@@ -62,10 +62,9 @@ LanguageFunctions = bundle_class(
     ),
     """The lesson functions one fine-tuning run calls (the reference or a student's
     own, same contracts); `counters` holds the given ones as they run.""",
+    module=__name__,
 )
-LANGUAGE_FUNCTIONS: dict[str, Callable] = {
-    name: getattr(LanguageFunctions(), name) for name in LanguageFunctions.exercises
-}
+LANGUAGE_FUNCTIONS: dict[str, Callable] = dict(LanguageFunctions.references)
 REWARDS = {"exact": exact_reward, "lenient": lenient_reward}
 
 

@@ -185,7 +185,11 @@ def check_functions(name: str, functions: object) -> LessonFunctions:
             f"variant {name!r}: functions must map names to callables, "
             f"got {functions!r}"
         )
-    given = functions if isinstance(functions, Mapping) else functions.counters
+    given = (  # of a bundle, the functions that are not the references
+        {n: getattr(functions, n) for n in functions.own}
+        if isinstance(functions, LessonFunctions)
+        else functions
+    )
     for fn_name, fn in given.items():
         if fn_name not in POPULATION_FUNCTIONS or not callable(fn):
             why = NOT_IN_A_POPULATION.get(fn_name)

@@ -41,7 +41,7 @@ def counted(fn, calls: dict):
 def test_the_population_takes_every_function_but_the_refused_ones():
     # catches: a trainer function neither taken nor refused with a reason
     taken, refused = set(POPULATION_FUNCTIONS), set(NOT_IN_A_POPULATION)
-    assert taken | refused == set(LessonFunctions.exercises) and not taken & refused
+    assert taken | refused == set(LessonFunctions.references) and not taken & refused
     assert taken == {
         "compute_gae", "clipped_surrogate_objective", "value_loss", "ppo_loss",
         "approx_kl", "probability_ratio", "explained_variance",

@@ -161,6 +161,20 @@ def test_the_original_functions_are_left_as_they_were():
     assert composed["ppo_update"].fn.__globals__["ppo_loss"] is composed["ppo_loss"]
 
 
+def test_a_bundle_trains_as_the_dict_it_was_made_from():
+    # catches: a LessonFunctions given to train rebuilt, refused, or read elsewhere
+    # than the dict's functions (the seam has one door, and a bundle passes it)
+    mine = {"compute_gae": own.compute_gae, "ppo_update": own.ppo_update}
+    bundle = trainer_functions(mine)
+    from_dict = train(short_config(), functions=mine, progress=False)
+    from_bundle = train(short_config(), functions=bundle, progress=False)
+    keys = ("policy_loss", "value_loss", "approx_kl", "entropy", "explained_variance")
+    for a, b in zip(from_dict.history, from_bundle.history, strict=True):
+        assert [a[k] for k in keys] == [b[k] for k in keys]
+    assert from_bundle.function_calls == from_dict.function_calls
+    assert bundle.own == ("compute_gae", "ppo_update") and bundle.given("ppo_update")
+
+
 def test_no_given_function_means_no_counter_and_the_references_untouched():
     # catches: wrapping references (which breaks the trainer's identity checks, e.g.
     # the full-batch shortcut of the reference minibatch_indices)
