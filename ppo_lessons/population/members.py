@@ -78,10 +78,6 @@ NOT_IN_A_POPULATION: dict[str, str] = {
     "minibatch_indices": "each member's minibatch order comes from its own "
     "counter-based stream, so that a member trains the same whoever its neighbours "
     "are; minibatch_indices draws from one torch.Generator",
-    "gaussian_log_prob": "log π of all members is one call on the batched network "
-    "(ppo_lessons.population.network), in the rollout and in the update",
-    "categorical_entropy": "H of all members is one call on the batched network "
-    "(ppo_lessons.population.network)",
     "actor_critic_networks": "the members' networks are computed as stacked "
     "Linear layers with the config's activation between them; another architecture "
     "would not be the one its function built",
@@ -89,8 +85,10 @@ NOT_IN_A_POPULATION: dict[str, str] = {
     "seed at a time)",
 }
 # lesson functions a variant may replace: the rest of the trainer's (each called
-# once per group of members that share it and their scalar settings, mapped over
-# the members with `torch.func.vmap`, or for explained_variance member by member)
+# once per group of members that share it and their scalar settings: mapped over the
+# members with `torch.func.vmap`, on the group's member-first tensors (log π and H,
+# `network.PopulationActorCritic.per_head`), or for explained_variance member by
+# member)
 POPULATION_FUNCTIONS = tuple(
     name for name in TRAINER_EXERCISES if name not in NOT_IN_A_POPULATION
 )

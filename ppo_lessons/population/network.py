@@ -14,6 +14,10 @@ All parameters live in one (K, P) tensor, row k member k's P parameters
 so one Adam over it, with each member's learning rate, ε and step count as (K, 1)
 columns, updates every member exactly as its own Adam would; the gradient norm is
 taken per row (`clip_member_gradients`), never over the whole population.
+
+log π and H are each member's own functions (exercises 5.1 and 5.2, as its agent was
+made with them; a variant's own through `functions`), one call per group of members
+that share them (`per_head`).
 """
 
 from __future__ import annotations
@@ -26,10 +30,8 @@ from torch import nn
 from ppo_lessons.networks import (
     ACTIVATIONS,
     ActorCritic,
-    categorical_entropy,
     categorical_log_prob,
     gaussian_entropy,
-    gaussian_log_prob,
     linear_layers,
 )
 from ppo_lessons.population.random import MemberStreams
@@ -75,6 +77,12 @@ class PopulationActorCritic(nn.Module):
         self.critic = stacked_layers([a.critic for a in agents])
         if not self.discrete:  # (K, A) each member's state-independent log σ
             self.log_std = nn.Parameter(torch.stack([a.log_std for a in agents]))
+        # each member's log π and H functions (exercises 5.1, 5.2), as its agent was
+        # made with them: members that share them are one call
+        heads: dict[tuple, list[int]] = {}
+        for k, a in enumerate(agents):
+            heads.setdefault((a.gaussian_log_prob, a.categorical_entropy), []).append(k)
+        self.head_groups = list(heads.items())
 
     def stacked_mlp(self, params: nn.ParameterList, x: torch.Tensor) -> torch.Tensor:
         """(K, M, in) -> (K, M, out) through the stacked layers `params`."""
@@ -113,6 +121,20 @@ class PopulationActorCritic(nn.Module):
         values = self.stacked_mlp(self.critic, self.by_member(obs)).squeeze(-1)
         return self.by_row(values, obs.shape[:-1])
 
+    def per_head(self, which: int, *tensors: torch.Tensor) -> torch.Tensor:
+        """Each member's own `gaussian_log_prob` (`which` 0) or `categorical_entropy`
+        (1) on its rows of the member-first tensors (K, ...): one call per group of
+        members that share it, reassembled in member order (differentiable)."""
+        if len(self.head_groups) == 1:
+            return self.head_groups[0][0][which](*tensors)
+        device = tensors[0].device
+        parts, order = [], []
+        for heads, members in self.head_groups:
+            index = torch.tensor(members, device=device)
+            parts.append(heads[which](*(t[index] for t in tensors)))
+            order.append(index)
+        return torch.cat(parts)[torch.argsort(torch.cat(order))]
+
     def sample(
         self, policy_out: torch.Tensor, streams: MemberStreams
     ) -> tuple[torch.Tensor, torch.Tensor]:
@@ -129,7 +151,7 @@ class PopulationActorCritic(nn.Module):
         else:
             noise = streams.normal("actions", (N, self.action_dim))  # (K, N, A)
             actions = out + self.log_std.exp()[:, None] * noise
-            log_probs = gaussian_log_prob(actions, out, self.log_std[:, None])
+            log_probs = self.per_head(0, actions, out, self.log_std[:, None])
         return actions.reshape(K * N, *actions.shape[2:]), log_probs.reshape(K * N)
 
     def log_prob_entropy(
@@ -137,10 +159,10 @@ class PopulationActorCritic(nn.Module):
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """(log π(a|s), H[π(·|s)]), each (K, M), for (K, M, A) policy outputs."""
         if self.discrete:
-            entropy = categorical_entropy(policy_out)
+            entropy = self.per_head(1, policy_out)
             return categorical_log_prob(policy_out, actions), entropy
         log_std = self.log_std[:, None].expand_as(policy_out)  # (K, M, A)
-        log_probs = gaussian_log_prob(actions, policy_out, log_std)
+        log_probs = self.per_head(0, actions, policy_out, log_std)
         return log_probs, gaussian_entropy(log_std)
 
     @torch.no_grad()

@@ -112,9 +112,10 @@ def build_members(
     members = []
     for spec in specs:
         torch.manual_seed(spec.seed)  # the member's initial weights, as in train
-        agent = make_agent(
-            spec.config, envs.single_observation_space, envs.single_action_space
-        )  # the reference networks: the population computes them (members.py)
+        agent = make_agent(  # with the member's log π and H functions
+            spec.config, envs.single_observation_space, envs.single_action_space,
+            functions=spec.functions,
+        )  # fmt: skip
         members.append(Member(spec.variant, spec.seed, spec.config, agent))
     return members
 

@@ -44,7 +44,8 @@ def test_the_population_takes_every_function_but_the_refused_ones():
     assert taken | refused == set(LessonFunctions.references) and not taken & refused
     assert taken == {
         "compute_gae", "clipped_surrogate_objective", "value_loss", "ppo_loss",
-        "approx_kl", "probability_ratio", "explained_variance",
+        "approx_kl", "probability_ratio", "explained_variance", "gaussian_log_prob",
+        "categorical_entropy",
     }  # fmt: skip
 
 
@@ -57,7 +58,9 @@ def test_a_variants_own_function_is_called_and_trains_like_the_reference(name):
         "reference": {},
         "yours": {"functions": {name: counted(getattr(own, name), calls)}},
     }
-    result = train_population(PPOConfig(**TINY), [1], variants, progress=False)
+    env_id = "Pendulum-v1" if name == "gaussian_log_prob" else "CartPole-v1"
+    config = PPOConfig(**{**TINY, "env_id": env_id})
+    result = train_population(config, [1], variants, progress=False)
     assert calls["n"] > 0
     reference, yours = (m.history for m in result.members)
     for a, b in zip(reference, yours, strict=True):
