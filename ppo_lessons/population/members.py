@@ -78,9 +78,6 @@ NOT_IN_A_POPULATION: dict[str, str] = {
     "minibatch_indices": "each member's minibatch order comes from its own "
     "counter-based stream, so that a member trains the same whoever its neighbours "
     "are; minibatch_indices draws from one torch.Generator",
-    "actor_critic_networks": "the members' networks are computed as stacked "
-    "Linear layers with the config's activation between them; another architecture "
-    "would not be the one its function built",
     "replay_sequence": "a population has no memory (lesson 11's policies train one "
     "seed at a time)",
 }

@@ -84,6 +84,30 @@ class PopulationActorCritic(nn.Module):
             heads.setdefault((a.gaussian_log_prob, a.categorical_entropy), []).append(k)
         self.head_groups = list(heads.items())
 
+    @torch.no_grad()
+    def check_same_as(self, agents: Sequence[ActorCritic], variants: Sequence[str]):
+        """Refuse members whose actor or critic (a student's `actor_critic_networks`,
+        exercise 5.3) this network does not compute: it runs them as stacked Linear
+        layers with the config's activation between them, so another architecture
+        (a normalization layer, another activation) would silently differ. Compared
+        on random observations of a generator of its own (no global draw)."""
+        generator = torch.Generator().manual_seed(0)
+        K, obs_dim = len(agents), self.actor[0].shape[1]
+        obs = torch.randn(K, 8, obs_dim, generator=generator)
+        policy_out, values = self.forward_members(obs)
+        for k, (agent, variant) in enumerate(zip(agents, variants, strict=True)):
+            mine = (agent.actor(obs[k]), agent.critic(obs[k]).squeeze(-1))
+            for net, a, b in zip(("actor", "critic"), mine, (policy_out[k], values[k]),
+                                 strict=True):  # fmt: skip
+                if not torch.allclose(a, b, rtol=1e-4, atol=1e-5):
+                    raise ValueError(
+                        f"variant {variant!r}: the {net} of its actor_critic_networks "
+                        "is not one a population can compute (it runs the members' "
+                        "networks as stacked Linear layers with the config's "
+                        "activation between them); train it with "
+                        "ppo_lessons.trainer.train"
+                    )
+
     def stacked_mlp(self, params: nn.ParameterList, x: torch.Tensor) -> torch.Tensor:
         """(K, M, in) -> (K, M, out) through the stacked layers `params`."""
         layers = len(params) // 2

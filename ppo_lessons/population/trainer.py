@@ -210,7 +210,10 @@ def run_population(
     device = streams.device
     settings = MemberSettings.from_specs(specs, device)
     agents = [m.agent for m in members]
-    net = PopulationActorCritic(agents, N, config.activation).to(device)
+    net = PopulationActorCritic(agents, N, config.activation)
+    if any(s.functions.given("actor_critic_networks") for s in specs):
+        net.check_same_as(agents, [s.variant for s in specs])
+    net = net.to(device)
     adam = PopulationAdam(net, settings.adam_eps)
     envs = PopulationEnvs(
         env, K, settings.norm_obs, settings.norm_reward, settings.gamma

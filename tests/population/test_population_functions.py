@@ -8,6 +8,7 @@ from __future__ import annotations
 import functools
 
 import pytest
+import torch
 from support import independent_functions as own
 
 from ppo_lessons.experiments import Variant, population_overrides
@@ -45,7 +46,7 @@ def test_the_population_takes_every_function_but_the_refused_ones():
     assert taken == {
         "compute_gae", "clipped_surrogate_objective", "value_loss", "ppo_loss",
         "approx_kl", "probability_ratio", "explained_variance", "gaussian_log_prob",
-        "categorical_entropy",
+        "categorical_entropy", "actor_critic_networks",
     }  # fmt: skip
 
 
@@ -74,6 +75,21 @@ def test_a_function_a_population_cannot_take_is_refused_saying_why(name):
     with pytest.raises(ValueError, match=rf"functions\['{name}'\]") as refused:
         member_specs(PPOConfig(**TINY), [1], {"v": {"functions": {name: print}}})
     assert why in str(refused.value)
+
+
+def test_networks_a_population_cannot_compute_are_refused_saying_why():
+    # catches: a student's architecture silently replaced by the stacked layers
+    def with_a_norm(obs_dim, action_dim, hidden_sizes, activation):
+        actor, critic = own.actor_critic_networks(
+            obs_dim, action_dim, hidden_sizes, activation
+        )
+        return torch.nn.Sequential(torch.nn.LayerNorm(obs_dim), actor), critic
+
+    variants = {"norm": {"functions": {"actor_critic_networks": with_a_norm}}}
+    with pytest.raises(
+        ValueError, match="'norm': the actor of its actor_critic_networks is not"
+    ):
+        train_population(PPOConfig(**TINY), [1], variants, progress=False)
 
 
 def test_a_bundle_goes_in_as_the_dict_does():
