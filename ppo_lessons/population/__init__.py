@@ -21,6 +21,7 @@ random numbers are its own.
 """
 
 from ppo_lessons.population.members import (
+    NOT_IN_A_POPULATION,
     PER_MEMBER_FIELDS,
     POPULATION_FUNCTIONS,
     SHARED_FIELDS,
@@ -29,6 +30,7 @@ from ppo_lessons.population.members import (
 from ppo_lessons.population.trainer import Member, PopulationResult, train_population
 
 __all__ = [
+    "NOT_IN_A_POPULATION",
     "PER_MEMBER_FIELDS",
     "POPULATION_FUNCTIONS",
     "SHARED_FIELDS",
