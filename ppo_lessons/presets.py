@@ -174,14 +174,14 @@ FAST_PRESETS: dict[str, dict[str, Any]] = {
     ),
     # The recurrent policy: its cost is the replay, T sequential core steps (forward
     # and backward) per minibatch, whatever the number of envs in it; so many envs
-    # and few minibatches (each of 16 whole sequences). Of five settings tried on
-    # seed 1 (lr 1e-3 or 3e-3, 32 or 64 envs, 16 or 32 steps, 4 or 8 epochs, 2 or 4
-    # minibatches), this one solved in the least wall time (317k steps).
+    # and few minibatches (each of 16 whole sequences). Tuned on seeds 1 and 4-8 (the
+    # zoo's reward scaling and a target KL made it hold 500 after solving: without
+    # them 2 of 6 seeds solved, then fell back to 180-320).
     "CartPoleNoVel-v1": dict(
         env_backend="torch", num_envs=64, num_steps=32, num_minibatches=4,
-        update_epochs=4, gamma=0.98, gae_lambda=0.8, learning_rate=3e-3,
-        anneal_lr=True, norm_obs=True, recurrent="gru", hidden_sizes=(64,),
-        total_steps=500_000,
+        update_epochs=8, target_kl=0.02, gamma=0.98, gae_lambda=0.8,
+        learning_rate=3e-3, anneal_lr=True, norm_obs=True, norm_reward=True,
+        recurrent="gru", hidden_sizes=(64,), total_steps=400_000,
     ),
     # the zoo's Acrobot entry with 4x the envs, 1/4 the rollout length and 4x the
     # minibatch size (same batch of 4096 per update, 16x fewer gradient steps)

@@ -276,17 +276,10 @@ def make_agent(
         categorical_entropy=functions.categorical_entropy,
     )
     if config.recurrent == "gru" or config.frame_stack > 1:
-        memory = dict(**common, replay_fn=functions.replay_sequence)
-        agent = (
-            RecurrentActorCritic(**memory)
-            if config.recurrent == "gru"
-            else FrameStackActorCritic(frames=config.frame_stack, **memory)
-        )
-        # memory's classes do not pass the two functions on to ActorCritic.__init__
-        # yet: they are set here, as the agent is made
-        agent.gaussian_log_prob = functions.gaussian_log_prob
-        agent.categorical_entropy = functions.categorical_entropy
-        return agent
+        memory = dict(**common, **heads, replay_fn=functions.replay_sequence)
+        if config.recurrent == "gru":
+            return RecurrentActorCritic(**memory)
+        return FrameStackActorCritic(frames=config.frame_stack, **memory)
     return ActorCritic(shared=config.shared_network, **common, **heads)
 
 

@@ -31,6 +31,8 @@ from ppo_lessons.networks import (
     ActorCritic,
     NetworksFn,
     actor_critic_networks,
+    categorical_entropy,
+    gaussian_log_prob,
     mlp,
 )
 from ppo_lessons.normalize import RunningMeanStd
@@ -67,6 +69,8 @@ class RecurrentActorCritic(ActorCritic):
         squash_to: tuple[Sequence[float], Sequence[float]] | None = None,
         networks: NetworksFn = actor_critic_networks,
         replay_fn: ReplayFn = replay_sequence,
+        gaussian_log_prob: Callable[..., torch.Tensor] = gaussian_log_prob,
+        categorical_entropy: Callable[..., torch.Tensor] = categorical_entropy,
     ) -> None:
         hidden = list(hidden_sizes)
         size = hidden[-1]
@@ -81,6 +85,8 @@ class RecurrentActorCritic(ActorCritic):
             init_value=init_value,
             squash_to=squash_to,
             networks=networks,
+            gaussian_log_prob=gaussian_log_prob,
+            categorical_entropy=categorical_entropy,
         )
         encoder = mlp([obs_dim, *hidden], activation, math.sqrt(2.0), ortho_init)
         encoder.append(ACTIVATIONS[activation]())
@@ -179,6 +185,8 @@ class FrameStackActorCritic(RecurrentActorCritic):
         squash_to: tuple[Sequence[float], Sequence[float]] | None = None,
         networks: NetworksFn = actor_critic_networks,
         replay_fn: ReplayFn = replay_sequence,
+        gaussian_log_prob: Callable[..., torch.Tensor] = gaussian_log_prob,
+        categorical_entropy: Callable[..., torch.Tensor] = categorical_entropy,
     ) -> None:
         ActorCritic.__init__(
             self,
@@ -192,6 +200,8 @@ class FrameStackActorCritic(RecurrentActorCritic):
             init_value=init_value,
             squash_to=squash_to,
             networks=networks,
+            gaussian_log_prob=gaussian_log_prob,
+            categorical_entropy=categorical_entropy,
         )
         self.encoder = nn.Identity()
         self.core = ShiftRegister(obs_dim, frames)
