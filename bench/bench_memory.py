@@ -63,7 +63,9 @@ def run(config: PPOConfig, episodes: int) -> dict:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--seeds", type=int, nargs="+", default=[10, 11, 12, 13, 14, 15])
+    parser.add_argument(
+        "--seeds", type=int, nargs="+", default=[10, 11, 12, 13, 14, 15]
+    )
     parser.add_argument("--total-steps", type=int, default=400_000)
     parser.add_argument("--episodes", type=int, default=20)
     parser.add_argument("--variants", nargs="+", default=None)

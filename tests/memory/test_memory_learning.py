@@ -9,7 +9,8 @@ from ppo_lessons.presets import preset
 from ppo_lessons.trainer import evaluate, train
 
 pytestmark = pytest.mark.slow
-UNTUNED_SEED = 9  # the preset was tuned on seeds 1 and 4-8; bench/bench_memory.py uses 10-15
+# the preset was tuned on seeds 1 and 4-8; bench/bench_memory.py uses 10-15
+UNTUNED_SEED = 9
 
 
 def test_the_recurrent_preset_solves_cartpole_without_velocities():
