@@ -345,7 +345,7 @@ def ppo_iteration(
 
 
 def token_gae(
-    fns: LanguageFunctions,
+    fns: LanguageFunctions | Mapping[str, Callable],
     rewards: torch.Tensor,
     values: torch.Tensor,
     mask: torch.Tensor,
@@ -358,9 +358,14 @@ def token_gae(
     padding value or reward reaches a real token's advantage. next_values[t] is
     V(s_{t+1}), the value at the next token of the same completion.
 
+    `fns` is a run's `LanguageFunctions`, or a dict by name as `finetune` takes it
+    (lesson 10 passes {"compute_gae": ...}): it becomes the bundle here.
+
     Returns:
         ([B, L] advantages, [B, L] returns); padding entries are to be masked out.
     """
+    if not isinstance(fns, LanguageFunctions):
+        fns = language_functions(fns)
     real = mask.float()
     values = values * real
     last = mask & ~torch.cat([mask[:, 1:], torch.zeros_like(mask[:, :1])], dim=1)
