@@ -110,6 +110,9 @@ def _non_finite(history: Sequence[HistoryRow]) -> list[Finding]:
                     "episodic_return",  # nan when no episode ended in this update
                     "episodic_length",
                 )
+                # nan where it was not measured (a population, lesson 08's
+                # critic-first update); an infinite one is a failure
+                and not (key == "replay_error" and math.isnan(value))
             ):
                 return [
                     Finding(

@@ -194,7 +194,7 @@ def replay_mismatch(history: Sequence[HistoryRow]) -> list[Finding]:
     """The first update whose `replay_error` exceeds REPLAY_TOLERANCE (rows without
     the key, as in histories recorded before the trainer wrote it, are skipped)."""
     for update, error in series(history, "replay_error"):
-        if error > REPLAY_TOLERANCE:  # NaN: the non_finite rule names it
+        if error > REPLAY_TOLERANCE:  # NaN: not measured; inf: non_finite names it
             return [
                 Finding(
                     "replay_mismatch",

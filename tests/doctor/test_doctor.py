@@ -478,3 +478,16 @@ def test_histories_without_replay_error_are_read_as_before():
     assert diagnose(mixed) == []
     kl = healthy(approx_kl=lambda u, f: 0.2)
     assert problems(kl) == ["kl_too_high"]
+
+
+def test_a_replay_error_not_measured_is_not_a_non_finite_metric():
+    """A population (and lesson 08's critic-first update) writes nan: not measured.
+    Catches every population member being named non_finite at update 1; an infinite
+    replay error is still named."""
+    assert diagnose(healthy(replay_error=lambda u, f: math.nan)) == []
+    inf = diagnose(healthy(replay_error=lambda u, f: math.inf if u == 3 else 0.0))
+    assert [(f.problem, f.metric, f.update) for f in inf][0] == (
+        "non_finite",
+        "replay_error",
+        3,
+    )
