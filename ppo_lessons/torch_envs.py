@@ -105,7 +105,7 @@ class TorchCartPoleNoVel(TorchCartPole):
     single_observation_space = spaces.Box(-_high, _high, dtype=np.float32)
 
     def _observe(self, state):
-        return state[:, [0, 2]]
+        return state[:, 0::2].clone()  # (x, θ): a slice, no index tensor to copy
 
 
 def cartpole_step(
