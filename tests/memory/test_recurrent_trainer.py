@@ -4,12 +4,12 @@ rollout keeps, the ratio-is-one check and the doctor's finding, exact resume, th
 from __future__ import annotations
 
 import json
-import math
 
 import gymnasium as gym
 import numpy as np
 import pytest
 import torch
+from support.histories import same_history
 
 from ppo_lessons.checkpoint import load_checkpoint
 from ppo_lessons.doctor import diagnose
@@ -135,15 +135,7 @@ def test_resume_continues_exactly_with_the_memory(tmp_path):
     train(cfg, stop_at_step=192, save_path=path, progress=False)
     assert load_checkpoint(path)["memory"]["hidden"].abs().sum() > 0
     rest = train(cfg, resume_from=path, progress=False)
-
-    def clean(rows):
-        return [
-            {k: v for k, v in row.items() if k != "steps_per_second"
-             and not (isinstance(v, float) and math.isnan(v))}
-            for row in rows
-        ]  # fmt: skip
-
-    assert clean(rest.history) == clean(full.history)
+    assert same_history(rest.history, full.history)
     agent = load_agent(path)
     assert isinstance(agent, RecurrentActorCritic)
 

@@ -6,6 +6,7 @@ import math
 
 import pytest
 import torch
+from support.histories import same_history
 
 from ppo_lessons.checkpoint import FORMAT, load_checkpoint
 from ppo_lessons.clipping import clipped_surrogate_objective
@@ -16,17 +17,6 @@ from ppo_lessons.trainer import (
     load_agent,
     train,
 )
-
-
-def same_history(a: list[dict], b: list[dict]) -> bool:
-    def clean(rows):
-        return [
-            {k: ("nan" if isinstance(v, float) and math.isnan(v) else v)
-             for k, v in row.items() if k != "steps_per_second"}
-            for row in rows
-        ]  # fmt: skip
-
-    return clean(a) == clean(b)
 
 
 def same_parameters(a: torch.nn.Module, b: torch.nn.Module) -> bool:

@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 import torch
 from support import probe_envs as probes  # noqa: F401  (registers two)
+from support.histories import same_history
 
 import ppo_lessons.envs as envs_module
 from ppo_lessons import clipping, gae, losses, networks, update
@@ -25,28 +26,6 @@ from ppo_lessons.trainer import (
     start_run,
     train,
 )
-
-TIMING_KEYS = ("steps_per_second",)
-
-
-def without_timing(history: list[dict]) -> list[dict]:
-    return [{k: v for k, v in row.items() if k not in TIMING_KEYS} for row in history]
-
-
-def same_history(a: list[dict], b: list[dict]) -> bool:
-    """Equal row for row (NaN equals NaN: an update without a finished episode)."""
-    a, b = without_timing(a), without_timing(b)
-    if len(a) != len(b):
-        return False
-    for ra, rb in zip(a, b, strict=True):
-        for key in ra.keys() | rb.keys():
-            x, y = ra.get(key), rb.get(key)
-            if not (
-                x == y or (isinstance(x, float) and math.isnan(x) and math.isnan(y))
-            ):
-                return False
-    return True
-
 
 # ---------------------------------------------------------------- config
 

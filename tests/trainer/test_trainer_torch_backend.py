@@ -6,7 +6,7 @@ import math
 
 import pytest
 import torch
-from test_trainer import same_history  # the test's folder is on sys.path
+from support.histories import same_history
 
 import ppo_lessons.trainer as trainer_module
 from ppo_lessons.checkpoint import load_checkpoint
