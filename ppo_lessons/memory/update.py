@@ -97,12 +97,11 @@ def recurrent_update(
     T, N = buffer.num_steps, buffer.num_envs
     envs_per_minibatch = max(1, settings.minibatch_size // T)
     params = [p for group in optimizer.param_groups for p in group["params"]]
+    generator = torch.default_generator if generator is None else generator
     epochs_run = 0
     for epoch in range(settings.update_epochs):
         measure = settings.target_kl is not None or epoch == settings.update_epochs - 1
         totals = torch.zeros(len(MINIBATCH_METRICS), device=advantages.device)
-        if generator is None:
-            generator = torch.default_generator
         minibatches = functions.minibatch_indices(N, envs_per_minibatch, generator)
         for envs in minibatches:
             batch = sequence_minibatch(agent, buffer, advantages, returns, envs)
