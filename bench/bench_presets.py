@@ -45,6 +45,7 @@ from typing import Any
 
 from ppo_lessons.checkpoint import load_checkpoint
 from ppo_lessons.doctor import diagnose
+from ppo_lessons.envs import solved_threshold
 from ppo_lessons.presets import PRESETS, SOURCES, missing_extra, preset
 from ppo_lessons.trainer import evaluate, load_agent, train
 
@@ -113,7 +114,7 @@ def run_one(
             agent, history = load_agent(checkpoint), state["history"]
             steps, wall = state["global_step"], state["elapsed"]
     returns = evaluate(agent, env_id, episodes=eval_episodes)
-    findings = diagnose(history)
+    findings = diagnose(history, reward_threshold=solved_threshold(env_id))
     out = {
         "env_id": env_id,
         "seed": seed,

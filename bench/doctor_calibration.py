@@ -19,6 +19,9 @@ significant digits, NaN as null: the format of the tests/data/doctor_*.json file
   unless `--total-steps` says otherwise;
 - mountaincar: the MountainCar-v0 preset on Gymnasium's vector env (it has no batched
   env), one `train` per seed;
+- preset: the preset of `--env-id` (LunarLander-v3, Hopper-v5, ...: those without a
+  batched env) on Gymnasium's vector env, one `train` per seed; with `--env-backend
+  torch` its fast settings on the batched env (CartPoleNoVel-v1's GRU preset);
 - broken: CartPole-v1 on the torch env, seed 1, each run broken in one way: learning
   rate 100x too high and 1000x too low, 1000 epochs per update (8 updates, the learning
   rate not annealed), vf_coef 0, clip range 0.001, and the entropy bonus added with
@@ -80,6 +83,16 @@ def rows(columns: dict[str, list] | list[dict]) -> list[dict]:
     ]
 
 
+def findings(env_id: str, history: list[dict]) -> list[str]:
+    """The doctor's findings on a stored run, as the trainer's: with its env's solved
+    threshold."""
+    from ppo_lessons.envs import solved_threshold
+
+    return [
+        f.problem for f in diagnose(history, reward_threshold=solved_threshold(env_id))
+    ]
+
+
 def run_record(name: str, result_history, config, **extra) -> dict:
     return {
         "name": name,
@@ -114,7 +127,7 @@ EPOCHS = "1000 epochs (no annealing)"
 WRONG_SIGN = "entropy bonus, wrong sign (0.5)"
 
 
-def record(group, seeds, total_steps, threads, only=()):
+def record(group, seeds, total_steps, threads, only=(), env_id=None, backend=None):
     from ppo_lessons.presets import FAST_PRESETS, preset
     from ppo_lessons.trainer import train
     from ppo_lessons.trainer_config import PPOConfig
@@ -155,14 +168,22 @@ def record(group, seeds, total_steps, threads, only=()):
         fast = env_id in FAST_PRESETS
         settings = "fast preset" if fast else "preset"
         return record_population(config, seeds, name="healthy", settings=settings)
-    if group == "mountaincar":  # no batched env: Gymnasium's, one run per seed
+    if group in ("mountaincar", "preset"):  # one `train` per seed
+        if group == "mountaincar":  # no batched env: Gymnasium's
+            env_id, backend = "MountainCar-v0", "gymnasium"
+        if env_id is None:
+            raise SystemExit("record preset needs --env-id")
+        backend = backend or "gymnasium"
+        fast = backend == "torch" and env_id in FAST_PRESETS
         out = []
         for seed in seeds:
-            config = preset("MountainCar-v0", seed=seed, **common)
+            config = preset(env_id, env_backend=backend, seed=seed, **common)
             if total_steps:
                 config = config.replace(total_steps=total_steps)
             history = train(config, progress=False).history
-            out.append(run_record("healthy", history, config, settings="preset"))
+            settings = "fast preset" if fast else "preset"
+            out.append(run_record("healthy", history, config, settings=settings))
+            print(config.env_id, seed, "recorded", flush=True)
         return out
     if group == "broken":
         steps = total_steps or 10_240
@@ -350,7 +371,7 @@ def report(paths: list[str], png: str | None) -> None:
                     "name": run["name"],
                     "healthy": run["name"] == "healthy",
                     "stats": rule_statistics(history),
-                    "findings": [f.problem for f in diagnose(history)],
+                    "findings": findings(run["env_id"], history),
                     "seed": run.get("seed"),
                     "late_return": late_return(history),
                 }
@@ -541,9 +562,12 @@ def main(argv=None) -> None:
             "pendulum",
             "mountaincar",
             "mountaincar-continuous",
+            "preset",
             "broken",
         ],  # fmt: skip
     )
+    rec.add_argument("--env-id", default=None, help="preset: which env's preset")
+    rec.add_argument("--env-backend", default=None, choices=["gymnasium", "torch"])
     rec.add_argument("--seeds", type=int, nargs="+", default=[1])
     rec.add_argument("--total-steps", type=int, default=None)
     rec.add_argument("--torch-threads", type=int, default=1)
@@ -561,14 +585,20 @@ def main(argv=None) -> None:
         return
     if args.command == "record":
         runs = record(
-            args.group, args.seeds, args.total_steps, args.torch_threads, args.only
+            args.group,
+            args.seeds,
+            args.total_steps,
+            args.torch_threads,
+            args.only,
+            args.env_id,
+            args.env_backend,
         )
         command = "python bench/doctor_calibration.py " + " ".join(sys.argv[1:])
         Path(args.out).write_text(
             json.dumps({"source": command, "runs": runs}, separators=(",", ":"))
         )
         for run in runs:
-            found = [f.problem for f in diagnose(rows(run["history"]))]
+            found = findings(run["env_id"], rows(run["history"]))
             print(run["name"], run["env_id"], run["seed"], found)
     else:
         report(args.paths, args.png)

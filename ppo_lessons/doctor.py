@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from functools import partial
 from statistics import median
 
 from ppo_lessons.doctor_rules import (  # the thresholds of the critic's rules too
@@ -51,6 +52,7 @@ __all__ = [
     "KL_JUMP",
     "KL_LOW",
     "KL_STILL",
+    "NEAR_SOLVED",
     "POLICY_LOSS_HIGH",
     "PROBLEMS",
     "REPLAY_TOLERANCE",
@@ -61,6 +63,7 @@ __all__ = [
     "collapsed_in_first_update",
     "diagnose",
     "flat_targets",
+    "near_solved",
 ]
 
 PROBLEMS: dict[str, str] = {
@@ -96,6 +99,11 @@ GAUSSIAN_NATS = 0.5 * math.log(2 * math.pi * math.e)  # a unit Gaussian's entrop
 COLLAPSE_DROP = 3.0  # nats per action dimension: σ shrunk e³ ≈ 20x
 # below this a policy is nearly deterministic (two actions at 99:1 have 0.056 nats)
 COLLAPSED_NATS = 0.05
+# the last quarter's returns this share of the way from the first updates' returns to
+# the task's solved threshold: the policy learned, and may be deterministic
+# (MountainCar-v0, seed 1: 0.89 of the way; the wrong-sign entropy bonus on
+# CartPole-v1: 0.13)
+NEAR_SOLVED = 0.75
 
 
 def _non_finite(history: Sequence[HistoryRow]) -> list[Finding]:
@@ -247,7 +255,9 @@ def collapsed_in_first_update(history: Sequence[HistoryRow]) -> bool:
     )
 
 
-def _entropy(history: Sequence[HistoryRow]) -> list[Finding]:
+def _entropy(
+    history: Sequence[HistoryRow], reward_threshold: float | None = None
+) -> list[Finding]:
     entropy = _series(history, "entropy")
     if len(entropy) < 8:
         return []
@@ -264,6 +274,8 @@ def _entropy(history: Sequence[HistoryRow]) -> list[Finding]:
     lasts = _collapsed(start, median(second_half))
     if collapsed and not lasts and _learned_by(history, early[first + n - 1][0]):
         collapsed = []
+    if collapsed and near_solved(history, reward_threshold):
+        collapsed = []  # the task is (nearly) solved: a deterministic policy is its end
     if collapsed_in_first_update(history):
         findings.append(
             Finding(
@@ -287,7 +299,9 @@ def _entropy(history: Sequence[HistoryRow]) -> list[Finding]:
                 + ("to the end of the run" if lasts else "before the returns rose")
                 + "): the policy stopped exploring before it learned. Raise "
                 "ent_coef (e.g. 0.01), lower the learning rate, or check that the "
-                "entropy bonus is added with the right sign.",
+                "entropy bonus is added with the right sign. (If the task's best "
+                "policy is deterministic and the returns came near it, give diagnose "
+                "the task's reward_threshold.)",
             )  # fmt: skip
         )
     returns = [v for _, v in _series(history, "episodic_return") if math.isfinite(v)]
@@ -307,6 +321,27 @@ def _entropy(history: Sequence[HistoryRow]) -> list[Finding]:
             )  # fmt: skip
         )
     return findings
+
+
+def near_solved(history: Sequence[HistoryRow], reward_threshold: float | None) -> bool:
+    """Did the run's returns come most of the way to the task's solved threshold?
+    The mean episodic return of the last quarter of the updates in which episodes
+    ended, against that of the first `sustain(n)` of them (the policy before it
+    learned): at least NEAR_SOLVED of the way from the first to `reward_threshold`,
+    or above it. False without a threshold (Pendulum-v1 has none) or 8 such updates."""
+    if reward_threshold is None:
+        return False
+    returns = [v for _, v in _series(history, "episodic_return") if math.isfinite(v)]
+    if len(returns) < 8:
+        return False
+    first = returns[: sustain(len(returns))]
+    last = returns[-max(1, len(returns) // 4) :]
+    start, end = sum(first) / len(first), sum(last) / len(last)
+    if end >= reward_threshold:
+        return True
+    return reward_threshold > start and (end - start) >= NEAR_SOLVED * (
+        reward_threshold - start
+    )
 
 
 def _learned_by(history: Sequence[HistoryRow], update: int) -> bool:
@@ -359,11 +394,19 @@ def _policy_not_moving(history: Sequence[HistoryRow]) -> list[Finding]:
     return []
 
 
-def diagnose(history: Sequence[HistoryRow]) -> list[Finding]:
+def diagnose(
+    history: Sequence[HistoryRow], *, reward_threshold: float | None = None
+) -> list[Finding]:
     """What looks wrong in a run's metric history; an empty list when nothing does.
 
     Args:
         history: the per-update metric dicts of a run (`result.history`).
+        reward_threshold: the return at which the task counts as solved (its
+            Gymnasium spec's `reward_threshold`: `ppo_lessons.envs.solved_threshold`),
+            or None. With it, a policy that turned nearly deterministic is not
+            named `entropy_collapse` once the returns came most of the way to it
+            (`near_solved`): some tasks' best policy is deterministic
+            (MountainCar-v0). The trainer passes its env's.
 
     Returns:
         A list of `Finding`s (problem, metric, update, advice), in the order of
@@ -375,12 +418,20 @@ def diagnose(history: Sequence[HistoryRow]) -> list[Finding]:
         )
     if not all(isinstance(row, dict) for row in history):
         raise TypeError("history must be a list of metric dicts (one per update)")
+    if reward_threshold is not None and (
+        isinstance(reward_threshold, bool)
+        or not isinstance(reward_threshold, int | float)
+        or not math.isfinite(reward_threshold)
+    ):
+        raise ValueError(
+            f"reward_threshold must be a finite number or None, got {reward_threshold!r}"
+        )
     findings = _non_finite(history)
     rules = (
         replay_mismatch,
         _kl_and_clipping,
         _advantages,
-        _entropy,
+        partial(_entropy, reward_threshold=reward_threshold),
         critic_rules,
         _policy_not_moving,
     )

@@ -38,6 +38,7 @@ __all__ = [
     "make_vector_env",
     "obs_to_tensor",
     "resolve_device",
+    "solved_threshold",
     "to_device",
 ]
 
@@ -76,6 +77,15 @@ if "CartPoleNoVel-v1" not in gym.registry:
         max_episode_steps=500,
         reward_threshold=475.0,
     )
+
+
+def solved_threshold(env_id: str) -> float | None:
+    """The return at which `env_id` counts as solved (its Gymnasium spec's
+    `reward_threshold`), or None: none set (Pendulum-v1) or the id not registered."""
+    try:
+        return gym.spec(env_id).reward_threshold
+    except gym.error.Error:
+        return None
 
 
 def make_vector_env(

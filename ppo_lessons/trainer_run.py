@@ -34,6 +34,7 @@ from ppo_lessons.envs import (
     RolloutEnvs,
     check_spaces,
     resolve_device,
+    solved_threshold,
 )
 from ppo_lessons.functions import LessonFunctions, trainer_functions
 from ppo_lessons.history import HistoryRow
@@ -171,7 +172,9 @@ class TrainResult:
             wall_seconds=run.elapsed,
             first_step_solved=run.first_step_solved,
             seconds_to_solve=run.seconds_to_solve,
-            diagnosis=diagnose(run.history),
+            diagnosis=diagnose(
+                run.history, reward_threshold=solved_threshold(run.config.env_id)
+            ),
             function_calls=run.functions.calls(),
         )
 

@@ -42,7 +42,7 @@ import gymnasium as gym
 import torch
 
 from ppo_lessons.doctor import Finding, diagnose
-from ppo_lessons.envs import resolve_device
+from ppo_lessons.envs import resolve_device, solved_threshold
 from ppo_lessons.history import HistoryRow, history_row
 from ppo_lessons.networks import ActorCritic
 from ppo_lessons.population.envs import PopulationEnvs, make_population_env
@@ -160,7 +160,9 @@ def finish_members(
         if member.agent.obs_rms is not None:
             stats = envs.obs_statistics(k)
             member.agent.obs_rms.load_state_dict({n: t.cpu() for n, t in stats.items()})
-        member.diagnosis = diagnose(member.history)
+        member.diagnosis = diagnose(
+            member.history, reward_threshold=solved_threshold(member.config.env_id)
+        )
 
 
 def train_population(

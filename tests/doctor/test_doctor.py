@@ -429,6 +429,48 @@ def test_a_collapse_that_lasts_is_named_even_after_some_learning():
     assert "entropy_collapse" in problems(history)
 
 
+def lasting_collapse(late_return: float) -> list[dict]:
+    """MountainCar-v0's pattern: every episode times out at -200 in the first updates,
+    the entropy falls to 0.01 at update 10 and stays there, and the returns rise to
+    `late_return` over the run's last quarter."""
+    return healthy(
+        80,
+        entropy=lambda u, f: 0.69 if u < 10 else 0.01,
+        episodic_return=lambda u, f: -200.0 if u <= 10 else late_return,
+    )
+
+
+@pytest.mark.parametrize(
+    "late, named",
+    [(-117.0, False), (-130.0, False), (-140.0, True), (-180.0, True), (-100.0, False)],
+)
+def test_a_collapse_near_the_solved_threshold_is_not_named(late, named):
+    """With the task's solved threshold (-110), a lasting collapse is excused once the
+    late returns came three quarters of the way from the first updates' -200 to it
+    (-132.5 and above), or passed it; without the threshold it is always named."""
+    history = lasting_collapse(late)
+    assert "entropy_collapse" in problems(history)
+    found = [f.problem for f in diagnose(history, reward_threshold=-110.0)]
+    assert ("entropy_collapse" in found) == named
+
+
+def test_the_solved_threshold_does_not_excuse_a_first_update_collapse():
+    """A learning rate 1000x too high leaves a deterministic policy after update 1
+    (approx KL 3); a lucky run that then scores near the threshold is still named."""
+    history = healthy(episodic_return=lambda u, f: 480.0)
+    history[0].update(entropy=0.001, approx_kl=3.0)
+    for row in history[1:]:
+        row["entropy"] = 0.001
+    found = [f.problem for f in diagnose(history, reward_threshold=475.0)]
+    assert "entropy_collapse" in found
+
+
+@pytest.mark.parametrize("bad", ["475", math.nan, math.inf, True, [475.0]])
+def test_a_bad_reward_threshold_is_refused(bad):
+    with pytest.raises(ValueError, match=r"reward_threshold must be a finite number"):
+        diagnose(healthy(), reward_threshold=bad)
+
+
 def test_one_kl_jump_later_in_a_run_that_moves_on_is_not_named():
     """A healthy CartPole-v1 (torch env, seed 3) read an approx KL of 0.44 once in
     200 updates and moved on at ~0.01: a jump counts alone only in the first three
