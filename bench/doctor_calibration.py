@@ -2,7 +2,8 @@
 
     python bench/doctor_calibration.py record cartpole-torch --seeds 1 2 3 --out runs.json
     python bench/doctor_calibration.py record broken --out broken.json
-    python bench/doctor_calibration.py report runs.json ... --png docs/img/doctor_calibration.png
+    python bench/doctor_calibration.py report runs.json ... --held-out held.json \
+        --png docs/img/doctor_calibration.png
     python bench/doctor_calibration.py replay-noise
 
 `record` trains runs and stores the per-update metrics the doctor reads (columns, 4
@@ -28,9 +29,12 @@ significant digits, NaN as null: the format of the tests/data/doctor_*.json file
   the wrong sign at weight 0.5 (`--only NAME ...` records some of them).
 
 `report` reads stored runs, computes each rule's statistic (`rule_statistics`) and
-prints a table of the healthy runs' range against the threshold and the findings of
-every run; with `--png` it draws one panel per statistic (healthy runs as dots, broken
-runs as crosses, the threshold as a line). Every run takes one torch thread unless
+prints a table of the healthy runs' range against the threshold (the calibration runs
+and the `--held-out` ones apart), the held-out runs by preset with their false alarms,
+and the findings of every broken run; with `--png` it draws one panel per statistic
+(calibration runs as dots, held-out runs as open circles, broken runs as crosses, the
+threshold as a line). The findings are the trainer's: made with the env's solved
+threshold. Every run takes one torch thread unless
 `--torch-threads` says otherwise. `replay-noise` measures the replay error
 (`replay_mismatch`) of float32 recomputation and of a recurrent policy replayed wrongly.
 """
@@ -48,6 +52,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from ppo_lessons import doctor  # noqa: E402
 from ppo_lessons.doctor import diagnose  # noqa: E402
+from ppo_lessons.envs import solved_threshold  # noqa: E402
 
 FIELDS = (
     "update", "episodic_return", "episodic_length", "approx_kl", "clip_fraction",
@@ -86,8 +91,6 @@ def rows(columns: dict[str, list] | list[dict]) -> list[dict]:
 def findings(env_id: str, history: list[dict]) -> list[str]:
     """The doctor's findings on a stored run, as the trainer's: with its env's solved
     threshold."""
-    from ppo_lessons.envs import solved_threshold
-
     return [
         f.problem for f in diagnose(history, reward_threshold=solved_threshold(env_id))
     ]
@@ -227,6 +230,9 @@ THRESHOLDS: dict[str, tuple[str, float]] = {
     "held early entropy / start, any": ("below", 0.1),
     "held early entropy / start": ("below", 0.1),
     "held early entropy drop per dim": ("above", doctor.COLLAPSE_DROP),
+    # read only when a collapse is held: excused when the returns came this far
+    # towards the task's solved threshold
+    "returns' share of the way to solved": ("below", doctor.NEAR_SOLVED),
     "late entropy / start": ("above", 0.95),
     "late explained variance": ("below", doctor.EV_LOW),
     "held value loss / early": ("above", 100.0),  # and above 1e3
@@ -244,12 +250,17 @@ LOG_FLOOR = {
 }
 
 
-def rule_statistics(history: list[dict]) -> dict[str, float]:
+def rule_statistics(
+    history: list[dict], reward_threshold: float | None = None
+) -> dict[str, float]:
     """Each rule's statistic on one history, computed as `ppo_lessons.doctor` reads
     it (nan where the rule does not read this run). The entropy-collapse statistics
     are the level held for `doctor.sustain(n)` consecutive updates of the first
     quarter: in any window ("any"), and in the windows that rule judges (before the
-    returns rose, or every window when the collapse lasts into the second half)."""
+    returns rose, or every window when the collapse lasts into the second half);
+    a collapse held there is excused when the returns' share of the way to the
+    task's solved threshold (`doctor.solved_share`; read only then) reaches
+    `doctor.NEAR_SOLVED`."""
     series = doctor._series
     nan = math.nan
     out = dict.fromkeys(THRESHOLDS, nan)
@@ -291,6 +302,9 @@ def rule_statistics(history: list[dict]) -> dict[str, float]:
         if held:
             drop = (start - min(held)) / dims
             out["held early entropy drop per dim"] = drop
+        share = doctor.solved_share(history, reward_threshold)
+        if share is not None and held and doctor._collapsed(start, min(held)):
+            out["returns' share of the way to solved"] = share  # read with a collapse
         late = [v for _, v in entropy[-max(2, len(entropy) // 4) :]]
         if start > doctor.COLLAPSED_NATS:
             out["late entropy / start"] = min(late) / start
@@ -355,9 +369,14 @@ def seed_ranges(seeds) -> str:
     return ", ".join(out)
 
 
-def report(paths: list[str], png: str | None) -> None:
+def report(paths: list[str], png: str | None, held_out: list[str] = ()) -> None:
+    """The tables of docs/doctor.md: each rule's statistic over the healthy runs of
+    `paths` (the calibration) and, apart, of `held_out`; the held-out runs by preset
+    with their false alarms (every healthy run's when none are held out); the
+    broken runs' findings. The picture draws held-out runs as open circles."""
     runs = []
-    for path in paths:
+    sources = [(p, False) for p in paths] + [(p, True) for p in held_out]
+    for path, is_held_out in sources:
         data = json.loads(Path(path).read_text())
         for run in data["runs"]:
             history = rows(run["history"])
@@ -370,24 +389,34 @@ def report(paths: list[str], png: str | None) -> None:
                     "preset": preset_label(run),
                     "name": run["name"],
                     "healthy": run["name"] == "healthy",
-                    "stats": rule_statistics(history),
+                    "stats": rule_statistics(history, solved_threshold(run["env_id"])),
                     "findings": findings(run["env_id"], history),
                     "seed": run.get("seed"),
                     "late_return": late_return(history),
+                    "held_out": is_held_out,
                 }
             )
     thresholds = THRESHOLDS
     healthy = [r for r in runs if r["healthy"]]
     print(f"{len(healthy)} healthy runs, {len(runs) - len(healthy)} broken\n")
-    print("| statistic | fires when | healthy runs: min / median / max | threshold |")
-    print("| --- | --- | --- | --- |")
-    for key, (side, threshold) in thresholds.items():
-        values = [r["stats"][key] for r in healthy if math.isfinite(r["stats"][key])]
-        if values:
-            spread = f"{min(values):.3g} / {median(values):.3g} / {max(values):.3g}"
-        else:
-            spread = "-"
-        print(f"| {key} | {side} | {spread} | {threshold:g} |")
+    for group_name, held in (("calibration", False), ("held-out", True)):
+        group = [r for r in healthy if r["held_out"] == held]
+        if not group:
+            continue
+        print(
+            f"| statistic | fires when | {group_name} healthy runs ({len(group)}): "
+            "min / median / max | threshold |\n| --- | --- | --- | --- |"
+        )
+        for key, (side, threshold) in thresholds.items():
+            values = [r["stats"][key] for r in group if math.isfinite(r["stats"][key])]
+            if values:
+                spread = f"{min(values):.3g} / {median(values):.3g} / {max(values):.3g}"
+            else:
+                spread = "-"
+            print(f"| {key} | {side} | {spread} | {threshold:g} |")
+        print()
+    if any(r["held_out"] for r in healthy):
+        healthy = [r for r in healthy if r["held_out"]]
     alarms = [r for r in healthy if r["findings"]]
     # with k of n runs named, the rate's one-sided 95% upper bound; for k = 0 it is
     # 1 - 0.05^(1/n) (the rule of three: about 3/n)
@@ -405,7 +434,10 @@ def report(paths: list[str], png: str | None) -> None:
             f"| {label} | {seed_ranges(r['seed'] for r in group)} | {len(group)} | "
             f"{named} | {bound} | {spread} |"
         )
-    print(f"\nfalse alarms: {len(alarms)} of {len(healthy)} healthy runs")
+    print(f"\nfalse alarms: {len(alarms)} of {len(healthy)} healthy runs", end="")
+    if not alarms:  # the pooled one-sided 95% bound
+        print(f": a rate above {1 - 0.05 ** (1 / len(healthy)):.1%} ruled out", end="")
+    print()
     for r in alarms:
         print(f"  {r['label']}: {r['findings']}")
     print("\nbroken runs:")
@@ -434,7 +466,8 @@ def draw(runs, thresholds, png: str) -> None:
     nrows = math.ceil(len(keys) / cols)
     fig, axes = plt.subplots(nrows, cols, figsize=(4.6 * cols, 2.9 * nrows))
     labels = sorted({r["label"] for r in runs if r["healthy"]})
-    colours = dict(zip(labels, plt.cm.tab10.colors, strict=False))
+    palette = plt.cm.tab20.colors  # 20 colours; more envs would repeat one
+    colours = {label: palette[i % len(palette)] for i, label in enumerate(labels)}
     broken = sorted({r["name"] for r in runs if not r["healthy"]})
     names = [lab.replace(" (", ", ").rstrip(")") for lab in labels] + broken
     for ax, key in zip(axes.flat, keys, strict=False):
@@ -445,13 +478,19 @@ def draw(runs, thresholds, png: str) -> None:
             return [max(v, floor) for v in values] if floor else values
 
         for i, label in enumerate(labels):
-            values = [
-                r["stats"][key]
-                for r in runs
-                if r["healthy"] and r["label"] == label and finite(r, key)
-            ]
-            ax.scatter(shown(values), [i] * len(values), s=12, alpha=0.6,
-                       color=colours[label])  # fmt: skip
+            for held in (False, True):  # calibration filled, held-out open
+                values = [
+                    r["stats"][key]
+                    for r in runs
+                    if r["healthy"]
+                    and r["label"] == label
+                    and r["held_out"] == held
+                    and finite(r, key)
+                ]
+                colour = colours[label]
+                ax.scatter(shown(values), [i] * len(values), s=12, alpha=0.6,
+                           facecolors="none" if held else colour,
+                           edgecolors=colour)  # fmt: skip
         for j, name in enumerate(broken):
             values = [
                 r["stats"][key]
@@ -470,8 +509,8 @@ def draw(runs, thresholds, png: str) -> None:
     for ax in list(axes.flat)[len(keys) :]:
         ax.axis("off")
     fig.suptitle(
-        "The doctor's statistics: healthy runs (dots), broken runs (x), threshold "
-        "(red)",
+        "The doctor's statistics: healthy runs (dots: calibration filled, held-out "
+        "open), broken runs (x), threshold (red)",
         fontsize=9,
     )
     fig.tight_layout()
@@ -576,6 +615,7 @@ def main(argv=None) -> None:
     rep = sub.add_parser("report", help="rule statistics of stored runs")
     rep.add_argument("paths", nargs="+")
     rep.add_argument("--png", default=None)
+    rep.add_argument("--held-out", nargs="+", default=[], help="held-out runs")
     sub.add_parser("replay-noise", help="the replay error with and without a bug")
     args = parser.parse_args(argv)
     if args.command == "replay-noise":
@@ -601,7 +641,7 @@ def main(argv=None) -> None:
             found = findings(run["env_id"], rows(run["history"]))
             print(run["name"], run["env_id"], run["seed"], found)
     else:
-        report(args.paths, args.png)
+        report(args.paths, args.png, args.held_out)
 
 
 if __name__ == "__main__":

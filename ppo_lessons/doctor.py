@@ -64,6 +64,7 @@ __all__ = [
     "diagnose",
     "flat_targets",
     "near_solved",
+    "solved_share",
 ]
 
 PROBLEMS: dict[str, str] = {
@@ -323,25 +324,33 @@ def _entropy(
     return findings
 
 
-def near_solved(history: Sequence[HistoryRow], reward_threshold: float | None) -> bool:
-    """Did the run's returns come most of the way to the task's solved threshold?
-    The mean episodic return of the last quarter of the updates in which episodes
-    ended, against that of the first `sustain(n)` of them (the policy before it
-    learned): at least NEAR_SOLVED of the way from the first to `reward_threshold`,
-    or above it. False without a threshold (Pendulum-v1 has none) or 8 such updates."""
+def solved_share(
+    history: Sequence[HistoryRow], reward_threshold: float | None
+) -> float | None:
+    """How far the run's returns came towards the task's solved threshold: the mean
+    episodic return of the last quarter of the updates in which episodes ended,
+    minus that of the first `sustain(n)` of them (the policy before it learned), as
+    a share of the threshold minus the latter (1 or more: reached it). None without a
+    threshold (Pendulum-v1 has none), with fewer than 8 such updates, or when the
+    first returns already met it."""
     if reward_threshold is None:
-        return False
+        return None
     returns = [v for _, v in _series(history, "episodic_return") if math.isfinite(v)]
     if len(returns) < 8:
-        return False
+        return None
     first = returns[: sustain(len(returns))]
     last = returns[-max(1, len(returns) // 4) :]
     start, end = sum(first) / len(first), sum(last) / len(last)
-    if end >= reward_threshold:
-        return True
-    return reward_threshold > start and (end - start) >= NEAR_SOLVED * (
-        reward_threshold - start
-    )
+    if start >= reward_threshold:
+        return None
+    return (end - start) / (reward_threshold - start)
+
+
+def near_solved(history: Sequence[HistoryRow], reward_threshold: float | None) -> bool:
+    """Did the returns come at least NEAR_SOLVED of the way to the solved threshold
+    (`solved_share`)?"""
+    share = solved_share(history, reward_threshold)
+    return share is not None and share >= NEAR_SOLVED
 
 
 def _learned_by(history: Sequence[HistoryRow], update: int) -> bool:
