@@ -59,8 +59,9 @@ def test_cli_defaults_seed_5_is_quiet():
 
 # the held-out runs: seeds that set no threshold (the calibration read seeds 1-6 of
 # CartPole-v1 with the trainer's defaults on the torch env, the CLI's seed 5 on
-# Gymnasium's, seed 1 of Acrobot-v1 and Pendulum-v1, and the preset histories of
-# tests/doctor/test_presets_doctor.py)
+# Gymnasium's, seed 1 of Acrobot-v1, Pendulum-v1, MountainCar-v0 and
+# MountainCarContinuous-v0, and the preset histories of
+# tests/doctor/test_presets_doctor.py) and none a preset was tuned or benchmarked on
 HELD_OUT = load("doctor_healthy_held_out.json")
 CALIBRATION_SEEDS = {
     ("CartPole-v1", "torch"): range(1, 7),
@@ -70,21 +71,20 @@ CALIBRATION_SEEDS = {
     # seed 1 of each: the late-jump rule and the solved threshold were set reading them
     ("MountainCarContinuous-v0", "torch"): [1],
     ("MountainCar-v0", "gymnasium"): [1],
+    ("LunarLander-v3", "gymnasium"): [1, 2, 3, 4],
+    ("LunarLanderContinuous-v3", "gymnasium"): [1, 2, 3],
+    ("HalfCheetah-v5", "gymnasium"): [1, 2, 3, 4],
+    ("Hopper-v5", "gymnasium"): [1, 2, 3, 4],
+    ("Walker2d-v5", "gymnasium"): [1, 2, 3, 4],
+    ("Ant-v5", "gymnasium"): [1, 2, 3, 11],
+    # lesson 11's preset: tuned on 1 and 4-8, its test seed 9, its benchmark 10-15
+    ("CartPoleNoVel-v1", "torch"): range(1, 16),
 }
-
-
-def held_out_param(run: dict):
-    """A run the doctor still names is a known false alarm (`known_alarm`), kept as
-    a strict xfail: the day a rule stops naming it, the test says so."""
-    if "known_alarm" not in run:
-        return run
-    reason = f"known false alarm: {run['known_alarm']} (docs/doctor.md)"
-    return pytest.param(run, marks=pytest.mark.xfail(strict=True, reason=reason))
 
 
 @pytest.mark.parametrize(
     "run",
-    [held_out_param(run) for run in HELD_OUT],
+    HELD_OUT,
     ids=lambda run: (
         f"{run['env_id']}-{run['env_backend']}-{run['total_steps']}-seed{run['seed']}"
     ),
