@@ -466,7 +466,9 @@ def draw(runs, thresholds, png: str) -> None:
     nrows = math.ceil(len(keys) / cols)
     fig, axes = plt.subplots(nrows, cols, figsize=(4.6 * cols, 2.9 * nrows))
     labels = sorted({r["label"] for r in runs if r["healthy"]})
-    palette = plt.cm.tab20.colors  # 20 colours; more envs would repeat one
+    # tab20's dark shades, then its light ones: neighbours differ in hue (20
+    # colours; more envs would repeat one)
+    palette = plt.cm.tab20.colors[0::2] + plt.cm.tab20.colors[1::2]
     colours = {label: palette[i % len(palette)] for i, label in enumerate(labels)}
     broken = sorted({r["name"] for r in runs if not r["healthy"]})
     names = [lab.replace(" (", ", ").rstrip(")") for lab in labels] + broken
@@ -505,6 +507,7 @@ def draw(runs, thresholds, png: str) -> None:
         ax.set_yticklabels(names, fontsize=5.5)
         if floor:
             ax.set_xscale("log")
+            ax.set_xlim(left=floor / 2)  # the floor and the threshold both in view
         ax.tick_params(axis="x", labelsize=6)
     for ax in list(axes.flat)[len(keys) :]:
         ax.axis("off")
