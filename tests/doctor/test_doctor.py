@@ -8,7 +8,14 @@ import math
 import pytest
 
 from ppo_lessons import diagnose
-from ppo_lessons.doctor import PROBLEMS, REPLAY_TOLERANCE, flat_targets
+from ppo_lessons.doctor import (
+    NEAR_SOLVED,
+    PROBLEMS,
+    REPLAY_TOLERANCE,
+    flat_targets,
+    near_solved,
+    solved_share,
+)
 
 
 def healthy(n: int = 40, **overrides) -> list[dict]:
@@ -442,33 +449,101 @@ def lasting_collapse(late_return: float) -> list[dict]:
 
 @pytest.mark.parametrize(
     "late, named",
-    [(-117.0, False), (-130.0, False), (-140.0, True), (-180.0, True), (-100.0, False)],
-)
+    [(-117.0, False), (-130.0, False), (-132.5, False), (-133.0, True),
+     (-140.0, True), (-180.0, True), (-100.0, False)],
+)  # fmt: skip
 def test_a_collapse_near_the_solved_threshold_is_not_named(late, named):
     """With the task's solved threshold (-110), a lasting collapse is excused once the
     late returns came three quarters of the way from the first updates' -200 to it
-    (-132.5 and above), or passed it; without the threshold it is always named."""
+    (-132.5, exactly 0.75, and above), or passed it; without the threshold it is
+    always named."""
     history = lasting_collapse(late)
     assert "entropy_collapse" in problems(history)
+    assert solved_share(history, -110.0) == pytest.approx((late + 200) / 90)
     found = [f.problem for f in diagnose(history, reward_threshold=-110.0)]
     assert ("entropy_collapse" in found) == named
 
 
+def test_the_collapse_advice_says_how_far_the_returns_came():
+    """Named with the threshold, the advice gives the share it read; named without
+    one, it says the threshold would let the doctor judge a deterministic optimum."""
+    history = lasting_collapse(-160.0)
+    (with_threshold,) = diagnose(history, reward_threshold=-110.0)
+    assert "came 0.44 of the way to the task's solved -110" in with_threshold.advice
+    (without,) = diagnose(history)
+    assert "pass diagnose the task's reward_threshold" in without.advice
+
+
+def test_solved_share_edge_cases():
+    """None without a threshold, with fewer than 8 updates in which episodes ended
+    (NaN returns are skipped), or when the first returns already met the threshold;
+    above 1 once the returns passed it; below 0 when they fell."""
+    rising = healthy(40)  # returns 30 -> 420 (sustain(40) = 3 first updates: ~40)
+    assert solved_share(rising, None) is None
+    assert solved_share(rising, 200.0) > 1
+    assert 0 < solved_share(rising, 475.0) < 1
+    assert near_solved(rising, 200.0) and not near_solved(rising, 1000.0)
+    assert not near_solved(rising, None)
+    nan_returns = healthy(40, episodic_return=lambda u, f: math.nan)
+    assert solved_share(nan_returns, 475.0) is None
+    few = healthy(40, episodic_return=lambda u, f: 100.0 if u % 6 == 0 else math.nan)
+    assert solved_share(few, 475.0) is None  # 6 updates with episodes
+    assert solved_share(healthy(40), 10.0) is None  # started above the threshold
+    falling = healthy(40, episodic_return=lambda u, f: -100.0 - 300 * f)
+    assert solved_share(falling, -50.0) < 0
+
+
 def test_the_solved_threshold_does_not_excuse_a_first_update_collapse():
     """A learning rate 1000x too high leaves a deterministic policy after update 1
-    (approx KL 3); a lucky run that then scores near the threshold is still named."""
-    history = healthy(episodic_return=lambda u, f: 480.0)
+    (approx KL 3); a lucky run whose returns then rise past the threshold is still
+    named."""
+    history = healthy(episodic_return=lambda u, f: 20.0 if u <= 3 else 480.0)
     history[0].update(entropy=0.001, approx_kl=3.0)
     for row in history[1:]:
         row["entropy"] = 0.001
+    assert solved_share(history, 475.0) >= NEAR_SOLVED  # the excuse would apply
     found = [f.problem for f in diagnose(history, reward_threshold=475.0)]
     assert "entropy_collapse" in found
 
 
-@pytest.mark.parametrize("bad", ["475", math.nan, math.inf, True, [475.0]])
-def test_a_bad_reward_threshold_is_refused(bad):
+@pytest.mark.xfail(
+    strict=True,
+    reason="known blind spot: the excuse reads where the returns ended, not when the "
+    "policy collapsed (docs/doctor.md: the wrong-sign entropy bonus over 781 updates)",
+)
+def test_a_collapse_before_learning_is_named_though_the_run_solves_the_task():
+    """The wrong-sign entropy bonus (0.5) on CartPole-v1 over the CLI's 200,000
+    steps: the entropy collapses within about 15 updates while the returns are near
+    the random policy's, then the run solves the task anyway. Without the threshold
+    the doctor names it; with it, the collapse is excused."""
+    history = healthy(
+        200,
+        entropy=lambda u, f: 0.69 if u < 5 else 0.01,
+        episodic_return=lambda u, f: 20.0 if u <= 20 else min(500.0, 2.5 * u),
+    )
+    assert "entropy_collapse" in problems(history)
+    found = [f.problem for f in diagnose(history, reward_threshold=475.0)]
+    assert "entropy_collapse" in found
+
+
+@pytest.mark.parametrize("bad", ["475", True, [475.0], {"threshold": 475.0}])
+def test_a_reward_threshold_that_is_not_a_number_is_refused(bad):
+    with pytest.raises(TypeError, match=r"reward_threshold must be a finite number"):
+        diagnose(healthy(), reward_threshold=bad)
+
+
+@pytest.mark.parametrize("bad", [math.nan, math.inf, -math.inf])
+def test_a_reward_threshold_that_is_not_finite_is_refused(bad):
     with pytest.raises(ValueError, match=r"reward_threshold must be a finite number"):
         diagnose(healthy(), reward_threshold=bad)
+
+
+def test_a_numpy_reward_threshold_is_a_number():
+    import numpy as np
+
+    history = lasting_collapse(-117.0)
+    for threshold in (np.float32(-110.0), np.float64(-110.0), np.int64(-110)):
+        assert diagnose(history, reward_threshold=threshold) == []
 
 
 def test_one_kl_jump_later_in_a_run_that_moves_on_is_not_named():
