@@ -230,8 +230,12 @@ THRESHOLDS: dict[str, tuple[str, float]] = {
     "held early entropy / start, any": ("below", 0.1),
     "held early entropy / start": ("below", 0.1),
     "held early entropy drop per dim": ("above", doctor.COLLAPSE_DROP),
-    # read only when a collapse is held: excused when the returns came this far
-    # towards the task's solved threshold
+    # read only when a collapse is held: excused when the returns had come this far
+    # towards the task's solved threshold by the collapse, and this far by the end
+    "returns' share of the way to solved, at the collapse": (
+        "below",
+        doctor.LEARNED_AT_COLLAPSE,
+    ),
     "returns' share of the way to solved": ("below", doctor.NEAR_SOLVED),
     "late entropy / start": ("above", 0.95),
     "late explained variance": ("below", doctor.EV_LOW),
@@ -302,9 +306,19 @@ def rule_statistics(
         if held:
             drop = (start - min(held)) / dims
             out["held early entropy drop per dim"] = drop
-        share = doctor.solved_share(history, reward_threshold)
-        if share is not None and held and doctor._collapsed(start, min(held)):
-            out["returns' share of the way to solved"] = share  # read with a collapse
+        if held and doctor._collapsed(start, min(held)):  # read with a collapse
+            # the update that ends the first window the rule finds collapsed
+            collapse = next(
+                early[i + n - 1][0]
+                for i in range(len(early) - n + 1)
+                if doctor._collapsed(start, max(v for _, v in early[i : i + n]))
+            )
+            then = doctor.solved_share(history, reward_threshold, until=collapse)
+            end = doctor.solved_share(history, reward_threshold)
+            if then is not None:
+                out["returns' share of the way to solved, at the collapse"] = then
+            if end is not None:
+                out["returns' share of the way to solved"] = end
         late = [v for _, v in entropy[-max(2, len(entropy) // 4) :]]
         if start > doctor.COLLAPSED_NATS:
             out["late entropy / start"] = min(late) / start

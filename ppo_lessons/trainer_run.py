@@ -158,7 +158,8 @@ class TrainResult:
     wall_seconds: float
     first_step_solved: int | None
     seconds_to_solve: float | None
-    diagnosis: list[Finding] = field(default_factory=list)  # `diagnose(history)`
+    # `diagnose(history, reward_threshold=solved_threshold(env_id))`
+    diagnosis: list[Finding] = field(default_factory=list)
     # {exercise name: calls during the run} for each function given to `train`
     function_calls: dict[str, int] = field(default_factory=dict)
 
