@@ -9,6 +9,7 @@ import pytest
 
 from ppo_lessons import diagnose
 from ppo_lessons.doctor import (
+    LEARNED_AT_COLLAPSE,
     NEAR_SOLVED,
     PROBLEMS,
     REPLAY_TOLERANCE,
@@ -515,6 +516,65 @@ def test_solved_share_edge_cases():
     assert solved_share(healthy(40), 10.0) is None  # started above the threshold
     falling = healthy(40, episodic_return=lambda u, f: -100.0 - 300 * f)
     assert solved_share(falling, -50.0) < 0
+    # the first returns (30, 40, 50) average exactly the threshold: none, no division
+    assert solved_share(healthy(40), 40.0) is None
+
+
+def collapse_at_update_10(returns) -> list[dict]:
+    """80 updates (sustain(80) = 3): the entropy collapses at update 10 and stays so,
+    so the collapse has held by update 12; `returns(u)` gives each update's return."""
+    return healthy(
+        80,
+        entropy=lambda u, f: 0.69 if u < 10 else 0.01,
+        episodic_return=lambda u, f: returns(u),
+    )
+
+
+@pytest.mark.parametrize("before, named", [(-180.0, False), (-181.0, True)])
+def test_the_share_at_the_collapse_is_excused_from_a_quarter_of_the_way(before, named):
+    """From -200 (the first three updates) to the threshold -120, with the returns at
+    `before` up to the collapse and -120 after: -180 is exactly a quarter of the way
+    (excused, like exactly three quarters at the end), -181 short of it (named)."""
+    history = collapse_at_update_10(
+        lambda u: -200.0 if u <= 3 else before if u <= 12 else -120.0
+    )
+    assert solved_share(history, -120.0, until=12) == (before + 200) / 80
+    assert solved_share(history, -120.0) == 1.0
+    found = [f.problem for f in diagnose(history, reward_threshold=-120.0)]
+    assert ("entropy_collapse" in found) == named
+
+
+def test_the_share_at_the_collapse_reads_the_returns_to_the_update_it_held():
+    """The returns up to update 12, where the collapse has held for 3 updates, and
+    no other: their last quarter (updates 10-12: -160, -200, -160) is 0.30 of the way
+    from -200 to -110, enough; up to update 11 (-160, -200) it would be 0.22, up to 13
+    (-200, -160, -200) 0.15, up to 10, where it began, (-200, -160) 0.22."""
+    history = collapse_at_update_10(
+        lambda u: -117.0 if u > 13 else -160.0 if u in (10, 12) else -200.0
+    )
+    shares = {u: solved_share(history, -110.0, until=u) for u in (10, 11, 12, 13)}
+    assert shares[12] >= LEARNED_AT_COLLAPSE
+    assert all(shares[u] < LEARNED_AT_COLLAPSE for u in (10, 11, 13))
+    assert solved_share(history, -110.0) >= NEAR_SOLVED
+    assert diagnose(history, reward_threshold=-110.0) == []
+    assert problems(history) == ["entropy_collapse"]
+
+
+def test_the_collapse_advice_when_too_few_episodes_had_ended():
+    """A collapse that has held by update 5, when only 5 updates had finished
+    episodes: the advice says the share could not be read then (the excuse does not
+    apply) and gives the end's."""
+    history = healthy(
+        80,
+        entropy=lambda u, f: 0.69 if u < 3 else 0.01,
+        episodic_return=lambda u, f: 20.0 if u <= 10 else 480.0,
+    )
+    assert solved_share(history, 475.0, until=5) is None
+    (finding,) = diagnose(history, reward_threshold=475.0)
+    assert finding.problem == "entropy_collapse"
+    assert "Too few episodes had ended when the policy turned nearly" in finding.advice
+    assert "they came 1.01 of the way by the end" in finding.advice
+    assert "Only a collapse after 0.25 of the way" in finding.advice
 
 
 def test_the_solved_threshold_does_not_excuse_a_first_update_collapse():
