@@ -263,8 +263,9 @@ def rule_statistics(
     quarter: in any window ("any"), and in the windows that rule judges (before the
     returns rose, or every window when the collapse lasts into the second half);
     a collapse held there is excused when the returns' share of the way to the
-    task's solved threshold (`doctor.solved_share`; read only then) reaches
-    `doctor.NEAR_SOLVED`."""
+    task's solved threshold (`doctor.solved_share`; read only then) had reached
+    `doctor.LEARNED_AT_COLLAPSE` by the update in which the collapse held and reaches
+    `doctor.NEAR_SOLVED` by the end."""
     series = doctor._series
     nan = math.nan
     out = dict.fromkeys(THRESHOLDS, nan)

@@ -29,6 +29,8 @@ from statistics import median
 from ppo_lessons.doctor_rules import (  # the thresholds of the critic's rules too
     EV_LOW,
     FLAT_TARGETS,
+    LEARNED_AT_COLLAPSE,
+    NEAR_SOLVED,
     REPLAY_TOLERANCE,
     SUSTAIN,
     TIME_LIMIT_RATIO,
@@ -36,7 +38,9 @@ from ppo_lessons.doctor_rules import (  # the thresholds of the critic's rules t
     critic_rules,
     first_sustained,
     flat_targets,
+    near_solved,
     replay_mismatch,
+    solved_share,
     sustain,
 )
 from ppo_lessons.doctor_rules import series as _series
@@ -102,17 +106,6 @@ GAUSSIAN_NATS = 0.5 * math.log(2 * math.pi * math.e)  # a unit Gaussian's entrop
 COLLAPSE_DROP = 3.0  # nats per action dimension: σ shrunk e³ ≈ 20x
 # below this a policy is nearly deterministic (two actions at 99:1 have 0.056 nats)
 COLLAPSED_NATS = 0.05
-# with the task's solved threshold, a collapse is not named when the policy had
-# learned part of the task by the update in which it had held for sustain(n) updates
-# (the returns so far LEARNED_AT_COLLAPSE of the way from the first updates' returns
-# to the threshold) and the run ends near solving it (NEAR_SOLVED of the way): the
-# task's optimum is deterministic. MountainCar-v0: seed 1 0.57 at its collapse and
-# 0.89 at the end, held-out seeds 2-9 0.37-0.57 and 0.83-0.91; the wrong-sign entropy
-# bonus on CartPole-v1: 0.07 at its collapse and 0.13 at the end in 80 updates,
-# 0.004-0.04 at its collapse in 781 (seeds 1-3), though those then solve the task,
-# 1.01-1.06 of the way by the end (docs/doctor.md)
-LEARNED_AT_COLLAPSE = 0.25
-NEAR_SOLVED = 0.75
 
 
 def _non_finite(history: Sequence[HistoryRow]) -> list[Finding]:
@@ -364,52 +357,6 @@ def _solved_note(
         f"{came} Only a collapse after {LEARNED_AT_COLLAPSE:g} of the way, in a run "
         f"that ends {NEAR_SOLVED:g} of the way, is taken for the task's deterministic "
         "optimum.)"
-    )
-
-
-def solved_share(
-    history: Sequence[HistoryRow],
-    reward_threshold: float | None,
-    until: int | None = None,
-) -> float | None:
-    """How far the run's returns came towards the task's solved threshold: the mean
-    episodic return of the last quarter of the updates in which episodes ended (up
-    to update `until`, when given), minus that of the run's first `sustain(n)` of
-    them (the start of training), as a share of the threshold minus the latter (1
-    or more: reached it). None without a threshold (Pendulum-v1 has none), with
-    fewer than 8 such updates (up to `until`), or when the first returns already
-    met it."""
-    if reward_threshold is None:
-        return None
-    series = [
-        (u, v) for u, v in _series(history, "episodic_return") if math.isfinite(v)
-    ]
-    returns = [v for _, v in series]
-    so_far = [v for u, v in series if until is None or u <= until]
-    if len(so_far) < 8:
-        return None
-    first = returns[: sustain(len(returns))]
-    last = so_far[-max(1, len(so_far) // 4) :]
-    start, end = sum(first) / len(first), sum(last) / len(last)
-    if start >= reward_threshold:
-        return None
-    return (end - start) / (reward_threshold - start)
-
-
-def near_solved(
-    history: Sequence[HistoryRow], reward_threshold: float | None, collapse: int
-) -> bool:
-    """Had the policy learned part of the task when it turned nearly deterministic
-    (update `collapse`: the returns so far LEARNED_AT_COLLAPSE of the way to the
-    solved threshold), and did the run end near solving it (NEAR_SOLVED of the
-    way)? See `solved_share`."""
-    end = solved_share(history, reward_threshold)
-    then = solved_share(history, reward_threshold, until=collapse)
-    return (
-        end is not None
-        and end >= NEAR_SOLVED
-        and then is not None
-        and then >= LEARNED_AT_COLLAPSE
     )
 
 
