@@ -52,6 +52,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from ppo_lessons import doctor  # noqa: E402
 from ppo_lessons.doctor import diagnose  # noqa: E402
+from ppo_lessons.doctor_rules import first_sustained  # noqa: E402
 from ppo_lessons.envs import solved_threshold  # noqa: E402
 
 FIELDS = (
@@ -309,11 +310,8 @@ def rule_statistics(
             out["held early entropy drop per dim"] = drop
         if held and doctor._collapsed(start, min(held)):  # read with a collapse
             # the update that ends the first window the rule finds collapsed
-            collapse = next(
-                early[i + n - 1][0]
-                for i in range(len(early) - n + 1)
-                if doctor._collapsed(start, max(v for _, v in early[i : i + n]))
-            )
+            first = first_sustained(early, lambda v: doctor._collapsed(start, v), n)
+            collapse = early[first + n - 1][0]
             then = doctor.solved_share(history, reward_threshold, until=collapse)
             end = doctor.solved_share(history, reward_threshold)
             if then is not None:
